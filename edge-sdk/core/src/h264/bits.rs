@@ -41,7 +41,13 @@ impl<'a> BitReader<'a> {
     /// A reader positioned at the first bit of `data`, which must be a NAL unit payload with
     /// the NAL header already stripped (emulation prevention bytes still in place).
     pub(crate) fn new(data: &'a [u8]) -> Self {
-        Self { data, next: 0, cur: 0, left: 0, zeros: 0 }
+        Self {
+            data,
+            next: 0,
+            cur: 0,
+            left: 0,
+            zeros: 0,
+        }
     }
 
     /// Loads the next RBSP byte into `cur`, skipping an emulation prevention byte if one is
@@ -55,7 +61,11 @@ impl<'a> BitReader<'a> {
             byte = *self.data.get(self.next)?;
             self.next += 1;
         }
-        self.zeros = if byte == 0 { self.zeros.saturating_add(1).min(2) } else { 0 };
+        self.zeros = if byte == 0 {
+            self.zeros.saturating_add(1).min(2)
+        } else {
+            0
+        };
         Some(byte)
     }
 
@@ -125,7 +135,9 @@ impl<'a> BitReader<'a> {
         // leading_zeros <= 31: (2^lz - 1) + suffix <= 2^32 - 2, which fits.
         let suffix = self.read_bits(leading_zeros)?;
         let prefix = (1u32 << leading_zeros) - 1;
-        prefix.checked_add(suffix).ok_or(BitsError::ExpGolombTooLong)
+        prefix
+            .checked_add(suffix)
+            .ok_or(BitsError::ExpGolombTooLong)
     }
 
     /// Reads a signed Exp-Golomb code (`se(v)`, H.264 §9.1.1): 0, 1, -1, 2, -2, ...
@@ -166,6 +178,7 @@ impl<'a> BitReader<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::{BitReader, BitsError};
 
@@ -186,7 +199,8 @@ mod tests {
         let mut r = BitReader::new(&[0xde, 0xad, 0xbe, 0xef, 0x80]);
         assert_eq!(r.read_bits(33), Err(BitsError::BitCountTooLarge { n: 33 }));
         assert_eq!(r.read_bits(32), Ok(0xdead_beef));
-        assert_eq!(r.read_bits(2), Err(BitsError::Truncated));
+        assert_eq!(r.read_bits(2), Ok(0b10));
+        assert_eq!(r.read_bits(7), Err(BitsError::Truncated));
     }
 
     #[test]
