@@ -110,6 +110,14 @@ impl Pair {
         seed: u64,
     ) -> Result<Self, PacketizeError> {
         let packetizer = Packetizer::new(packetizer)?;
+        // A TCP receiver sees the first packet of a connection whatever happens later, so it
+        // knows where the stream starts; the harness tells it, since its link can drop that one.
+        let depacketizer = DepacketizerConfig {
+            initial_sequence: depacketizer
+                .initial_sequence
+                .or(Some(packetizer.next_sequence().0)),
+            ..depacketizer
+        };
         let buf_len = Depacketizer::<Vec<u8>>::buffer_len_for(depacketizer.max_access_unit_bytes);
         let packet_buf = vec![0; packetizer.max_packet_len() + 2];
         Ok(Self {

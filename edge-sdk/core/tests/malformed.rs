@@ -439,7 +439,7 @@ fn gap_between_access_units_damages_only_the_next_one() {
     assert_eq!(
         rx.out,
         [
-            Out::Au { ts: 3000, data: annex_b(&[slice.clone()]) },
+            Out::Au { ts: 3000, data: annex_b(std::slice::from_ref(&slice)) },
             Out::Loss(Loss { rtp_timestamp: 9000, reason: LossReason::SequenceGap { missing: 1 } }),
             Out::Au { ts: 12000, data: annex_b(&[slice]) },
         ]

@@ -44,6 +44,10 @@ pub struct DepacketizerConfig {
     pub max_height: u32,
     /// Largest access unit, in bytes of Annex-B output (capped at 8 MiB).
     pub max_access_unit_bytes: usize,
+    /// The sequence number the stream starts at, when the receiver knows it. With it, packets
+    /// lost before the first one received are detected like any other gap. Without it, the
+    /// first access unit is accepted only if its first NAL unit can begin an access unit.
+    pub initial_sequence: Option<u16>,
 }
 
 impl Default for DepacketizerConfig {
@@ -53,6 +57,7 @@ impl Default for DepacketizerConfig {
             max_width: 4096,
             max_height: 4096,
             max_access_unit_bytes: MAX_ACCESS_UNIT_BYTES,
+            initial_sequence: None,
         }
     }
 }
@@ -196,6 +201,8 @@ pub enum LossReason {
     /// The access unit ended inside a FU-A (its end fragment never came), or the stream
     /// ended before the access unit's marker.
     Incomplete,
+    /// The stream's first packet does not begin an access unit, so its start may be missing.
+    JoinedMidAccessUnit,
 }
 
 /// An access unit that was damaged and dropped.
@@ -321,7 +328,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Depacketizer<B> {
             config,
             max_au,
             ssrc: None,
-            last_sequence: None,
+            // Start one before the first expected number, so a loss there is a gap.
+            last_sequence: config.initial_sequence.map(|s| SeqNum(s.wrapping_sub(1))),
             assembly: None,
             damage_next: None,
             pending: heapless::Deque::new(),
@@ -387,13 +395,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Depacketizer<B> {
             _ => self.ssrc = Some(pkt.ssrc),
         }
 
+        if self.last_sequence.is_none() && !begins_access_unit(pkt.payload) {
+            self.damage_next = Some(LossReason::JoinedMidAccessUnit);
+        }
         if let Some(last) = self.last_sequence {
             let distance = pkt.sequence.distance_from(last);
             if distance == 0 {
                 self.stats.duplicates += 1;
                 return Ok(());
             }
-            if distance < 0 && distance >= -MAX_MISORDER {
+            if (-MAX_MISORDER..0).contains(&distance) {
                 self.stats.late += 1;
                 return Ok(());
             }
@@ -696,5 +707,27 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Depacketizer<B> {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// Whether an RTP payload starts with a NAL unit that can be the first of an access unit:
+/// an AUD, SEI, SPS, PPS or types 14–18 (H.264 §7.4.1.2.3), or the first slice of a picture
+/// (`first_mb_in_slice` = 0, whose ue(v) code is a single 1 bit).
+fn begins_access_unit(payload: &[u8]) -> bool {
+    let first_nal = |nal_type: u8, rest: &[u8]| match nal_type {
+        6..=9 | 14..=18 => true,
+        1..=5 => rest.first().is_some_and(|b| b & 0x80 != 0),
+        _ => false,
+    };
+    match payload {
+        [header, rest @ ..] if header & 0x1f == 24 => match rest {
+            [_, _, inner, inner_rest @ ..] => first_nal(inner & 0x1f, inner_rest),
+            _ => false,
+        },
+        [header, fu_header, rest @ ..] if header & 0x1f == 28 => {
+            fu_header & 0x80 != 0 && first_nal(fu_header & 0x1f, rest)
+        }
+        [header, rest @ ..] => first_nal(header & 0x1f, rest),
+        [] => false,
     }
 }
