@@ -49,9 +49,12 @@ impl Receiver {
     }
 }
 
-/// A small valid access unit: one non-IDR slice as a single NAL unit packet.
+/// A small valid access unit: one non-IDR slice as a single NAL unit packet, the first of
+/// its picture (`first_mb_in_slice` = 0), so it may also begin a stream.
 fn valid_slice() -> Vec<u8> {
-    nal_unit(1, 2, 40, 7)
+    let mut slice = nal_unit(1, 2, 40, 7);
+    slice[1] |= 0x80;
+    slice
 }
 
 /// Sends `valid_slice()` as its own access unit and asserts it comes out intact.
@@ -74,7 +77,9 @@ fn fu_a(nri_type: u8, start: bool, end: bool, nal_type: u8, data: &[u8]) -> Vec<
 #[test]
 fn access_unit_over_8_mib_is_lost() {
     let mut rx = Receiver::new();
-    let chunk = vec![0x55u8; 60_000];
+    // Each fragment starts like a first slice (first_mb_in_slice = 0), as the stream's first must.
+    let mut chunk = vec![0x55u8; 60_000];
+    chunk[0] = 0x88;
     let fragments = MAX_ACCESS_UNIT_BYTES / chunk.len() + 2;
     let mut first_error = None;
     for i in 0..fragments {
@@ -142,7 +147,7 @@ fn fu_a_without_start_is_dropped_until_next_start() {
 #[test]
 fn fu_a_with_a_gap_is_reported_lost() {
     let mut rx = Receiver::new();
-    rx.push_ok(&rtp(10, 3000, false, &fu_a(0x60, true, false, 5, b"abc")));
+    rx.push_ok(&rtp(10, 3000, false, &fu_a(0x60, true, false, 5, &[0x88, 0x84])));
     // Sequence 11 (a middle fragment) never arrives.
     rx.push_ok(&rtp(12, 3000, true, &fu_a(0x60, false, true, 5, b"ghi")));
     assert_eq!(
@@ -156,7 +161,7 @@ fn fu_a_with_a_gap_is_reported_lost() {
 #[test]
 fn fu_a_interrupted_before_its_end_is_lost() {
     let mut rx = Receiver::new();
-    rx.push_ok(&rtp(0, 3000, false, &fu_a(0x60, true, false, 5, b"abc")));
+    rx.push_ok(&rtp(0, 3000, false, &fu_a(0x60, true, false, 5, &[0x88, 0x84])));
     assert_eq!(rx.push(&rtp(1, 3000, true, &valid_slice())), Err(DepacketizeError::FuAMissingEnd));
     assert_eq!(rx.out, [lost(3000, DepacketizeError::FuAMissingEnd)]);
     // A second start before the end is the same fault.
@@ -444,4 +449,50 @@ fn gap_between_access_units_damages_only_the_next_one() {
             Out::Au { ts: 12000, data: annex_b(&[slice]) },
         ]
     );
+}
+
+#[test]
+fn loss_before_the_first_packet_is_detected_when_the_start_is_known() {
+    let config = DepacketizerConfig { initial_sequence: Some(65535), ..Default::default() };
+    let mut rx = Receiver::with_config(config);
+    // Sequence 65535 never arrives; 0 does.
+    rx.push_ok(&rtp(0, 3000, true, &valid_slice()));
+    assert_eq!(
+        rx.out,
+        [Out::Loss(Loss { rtp_timestamp: 3000, reason: LossReason::SequenceGap { missing: 1 } })]
+    );
+    assert_next_access_unit_comes_out(&mut rx, 1, 6000);
+}
+
+#[test]
+fn joining_a_stream_mid_access_unit_is_reported_lost() {
+    let mut rx = Receiver::new();
+    // A slice that is not the first of its picture: first_mb_in_slice's ue(v) starts with 0.
+    let mut second_slice = nal_unit(1, 2, 40, 3);
+    second_slice[1] &= 0x7f;
+    rx.push_ok(&rtp(0, 3000, true, &second_slice));
+    assert_eq!(
+        rx.out,
+        [Out::Loss(Loss { rtp_timestamp: 3000, reason: LossReason::JoinedMidAccessUnit })]
+    );
+    assert_next_access_unit_comes_out(&mut rx, 1, 6000);
+}
+
+#[test]
+fn streams_may_begin_with_parameter_sets_or_a_first_slice() {
+    let mut stap = vec![24];
+    for nal in [SPS_64X64, PPS] {
+        stap.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+        stap.extend_from_slice(nal);
+    }
+    let first_fu = fu_a(0x60, true, false, 5, &[0x88, 0x84]);
+    for first in [stap, SPS_64X64.to_vec(), valid_slice(), vec![0x09, 0xf0], first_fu] {
+        let mut rx = Receiver::new();
+        rx.push_ok(&rtp(0, 3000, false, &first));
+        assert!(rx.out.is_empty(), "{first:02x?}");
+        // End the access unit with the end fragment if a FU-A is open, else with a slice.
+        let last = if first[0] & 0x1f == 28 { fu_a(0x60, false, true, 5, &[1]) } else { valid_slice() };
+        rx.push_ok(&rtp(1, 3000, true, &last));
+        assert!(matches!(rx.out[..], [Out::Au { ts: 3000, .. }]), "{first:02x?}: {:?}", rx.out);
+    }
 }

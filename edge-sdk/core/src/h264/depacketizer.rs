@@ -395,9 +395,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Depacketizer<B> {
             _ => self.ssrc = Some(pkt.ssrc),
         }
 
-        if self.last_sequence.is_none() && !begins_access_unit(pkt.payload) {
-            self.damage_next = Some(LossReason::JoinedMidAccessUnit);
-        }
+        let joined_mid_access_unit =
+            self.last_sequence.is_none() && !begins_access_unit(pkt.payload);
         if let Some(last) = self.last_sequence {
             let distance = pkt.sequence.distance_from(last);
             if distance == 0 {
@@ -464,10 +463,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Depacketizer<B> {
         } else {
             self.take_payload(pkt.payload)
         };
-        if let Err(e) = result {
-            self.stats.rejected += 1;
-            if let Some(a) = &mut self.assembly {
-                a.damage.get_or_insert(LossReason::Malformed(e));
+        if let Some(a) = &mut self.assembly {
+            // A malformed packet is reported as such; a valid one that cannot begin an access
+            // unit, at the very start of a stream, means that unit's beginning is missing.
+            match result {
+                Err(e) => {
+                    self.stats.rejected += 1;
+                    a.damage.get_or_insert(LossReason::Malformed(e));
+                }
+                Ok(()) if joined_mid_access_unit => {
+                    a.damage.get_or_insert(LossReason::JoinedMidAccessUnit);
+                }
+                Ok(()) => {}
             }
         }
         if pkt.marker {
