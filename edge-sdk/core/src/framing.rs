@@ -45,7 +45,10 @@ pub fn frame_into(packet: &[u8], out: &mut [u8]) -> Result<usize, FramingError> 
     let header = frame_header(packet.len())?;
     let needed = FRAME_HEADER_LEN + packet.len();
     let Some(dst) = out.get_mut(..needed) else {
-        return Err(FramingError::BufferTooSmall { needed, capacity: out.len() });
+        return Err(FramingError::BufferTooSmall {
+            needed,
+            capacity: out.len(),
+        });
     };
     dst[..FRAME_HEADER_LEN].copy_from_slice(&header);
     dst[FRAME_HEADER_LEN..].copy_from_slice(packet);
@@ -97,7 +100,10 @@ impl<const N: usize> Deframer<N> {
     ///
     /// An oversized frame yields [`FramingError::FrameTooLarge`] once, as soon as its header is
     /// read; the consumed count is still valid and the deframer skips that frame's body.
-    pub fn push<'s>(&'s mut self, input: &'s [u8]) -> (usize, Result<Option<&'s [u8]>, FramingError>) {
+    pub fn push<'s>(
+        &'s mut self,
+        input: &'s [u8],
+    ) -> (usize, Result<Option<&'s [u8]>, FramingError>) {
         let mut used = 0;
         if self.skipping > 0 {
             let n = self.skipping.min(input.len());
@@ -242,7 +248,13 @@ mod tests {
             }
             assert_eq!(
                 out,
-                [Err(FramingError::FrameTooLarge { len: 100, capacity: 64 }), Ok(b"ok".to_vec())],
+                [
+                    Err(FramingError::FrameTooLarge {
+                        len: 100,
+                        capacity: 64
+                    }),
+                    Ok(b"ok".to_vec())
+                ],
                 "split {split}"
             );
         }
@@ -274,11 +286,17 @@ mod tests {
 
     #[test]
     fn framing_limits() {
-        assert_eq!(frame_header(65536), Err(FramingError::PacketTooLarge { len: 65536 }));
+        assert_eq!(
+            frame_header(65536),
+            Err(FramingError::PacketTooLarge { len: 65536 })
+        );
         assert_eq!(frame_header(65535), Ok([0xff, 0xff]));
         assert_eq!(
             frame_into(b"abc", &mut [0u8; 4]),
-            Err(FramingError::BufferTooSmall { needed: 5, capacity: 4 })
+            Err(FramingError::BufferTooSmall {
+                needed: 5,
+                capacity: 4
+            })
         );
     }
 }

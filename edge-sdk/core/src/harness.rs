@@ -40,7 +40,14 @@ pub struct LinkFaults {
 
 impl Default for LinkFaults {
     fn default() -> Self {
-        Self { loss: 0.0, duplicate: 0.0, reorder: 0.0, truncate: 0.0, delay_us: 0, max_read: 65536 }
+        Self {
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            truncate: 0.0,
+            delay_us: 0,
+            max_read: 65536,
+        }
     }
 }
 
@@ -159,9 +166,17 @@ impl Pair {
             };
             if self.rng.chance(self.faults.duplicate) {
                 self.injected.duplicated += 1;
-                self.link.push_back(InFlight { deliver_at_us, bytes: bytes.clone(), cut_at: None });
+                self.link.push_back(InFlight {
+                    deliver_at_us,
+                    bytes: bytes.clone(),
+                    cut_at: None,
+                });
             }
-            self.link.push_back(InFlight { deliver_at_us, bytes, cut_at });
+            self.link.push_back(InFlight {
+                deliver_at_us,
+                bytes,
+                cut_at,
+            });
             if self.link.len() >= 2 && self.rng.chance(self.faults.reorder) {
                 self.injected.reordered += 1;
                 let n = self.link.len();
@@ -174,7 +189,11 @@ impl Pair {
     /// Moves virtual time forward and delivers everything due by then.
     pub fn advance(&mut self, micros: u64) {
         self.now_us += micros;
-        while self.link.front().is_some_and(|p| p.deliver_at_us <= self.now_us) {
+        while self
+            .link
+            .front()
+            .is_some_and(|p| p.deliver_at_us <= self.now_us)
+        {
             if let Some(packet) = self.link.pop_front() {
                 self.deliver(&packet);
             }

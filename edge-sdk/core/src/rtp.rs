@@ -109,7 +109,10 @@ impl<'a> RtpPacket<'a> {
         let csrc_count = bytes[0] & 0x0f;
         let mut offset = FIXED_HEADER_LEN + 4 * usize::from(csrc_count);
         if offset > len {
-            return Err(RtpError::CsrcOverrun { count: csrc_count, len });
+            return Err(RtpError::CsrcOverrun {
+                count: csrc_count,
+                len,
+            });
         }
         let csrc_bytes = &bytes[FIXED_HEADER_LEN..offset];
         let extension = if has_extension {
@@ -134,7 +137,10 @@ impl<'a> RtpPacket<'a> {
             // RFC 3550 §5.1: the last octet counts the padding, itself included.
             let count = payload.last().copied().unwrap_or(0);
             if count == 0 || usize::from(count) > payload.len() {
-                return Err(RtpError::BadPadding { count, available: payload.len() });
+                return Err(RtpError::BadPadding {
+                    count,
+                    available: payload.len(),
+                });
             }
             payload = &payload[..payload.len() - usize::from(count)];
             padding = count;
@@ -183,9 +189,7 @@ impl RtpHeader<'_> {
     /// Bytes this header occupies on the wire.
     #[must_use]
     pub fn len(&self) -> usize {
-        FIXED_HEADER_LEN
-            + 4 * self.csrcs.len()
-            + self.extension.map_or(0, |e| 4 + e.data.len())
+        FIXED_HEADER_LEN + 4 * self.csrcs.len() + self.extension.map_or(0, |e| 4 + e.data.len())
     }
 
     /// Always false: a header has at least its 12 fixed bytes. Present for clippy's sake.
@@ -197,19 +201,28 @@ impl RtpHeader<'_> {
     /// Writes the header (no padding) at the start of `out`, returning its length.
     pub fn write(&self, out: &mut [u8]) -> Result<usize, RtpError> {
         if self.csrcs.len() > 15 {
-            return Err(RtpError::FieldOutOfRange { field: "csrc count" });
+            return Err(RtpError::FieldOutOfRange {
+                field: "csrc count",
+            });
         }
         if let Some(ext) = self.extension
             && (ext.data.len() % 4 != 0 || ext.data.len() / 4 > usize::from(u16::MAX))
         {
-            return Err(RtpError::FieldOutOfRange { field: "extension length" });
+            return Err(RtpError::FieldOutOfRange {
+                field: "extension length",
+            });
         }
         if self.payload_type > 0x7f {
-            return Err(RtpError::FieldOutOfRange { field: "payload type" });
+            return Err(RtpError::FieldOutOfRange {
+                field: "payload type",
+            });
         }
         let needed = self.len();
         if out.len() < needed {
-            return Err(RtpError::BufferTooSmall { needed, capacity: out.len() });
+            return Err(RtpError::BufferTooSmall {
+                needed,
+                capacity: out.len(),
+            });
         }
         out[0] = 0x80 | (u8::from(self.extension.is_some()) << 4) | self.csrcs.len() as u8;
         out[1] = (u8::from(self.marker) << 7) | self.payload_type;
@@ -223,7 +236,8 @@ impl RtpHeader<'_> {
         }
         if let Some(ext) = self.extension {
             out[offset..offset + 2].copy_from_slice(&ext.profile.to_be_bytes());
-            out[offset + 2..offset + 4].copy_from_slice(&((ext.data.len() / 4) as u16).to_be_bytes());
+            out[offset + 2..offset + 4]
+                .copy_from_slice(&((ext.data.len() / 4) as u16).to_be_bytes());
             out[offset + 4..offset + 4 + ext.data.len()].copy_from_slice(ext.data);
             offset += 4 + ext.data.len();
         }
@@ -245,7 +259,10 @@ mod tests {
             timestamp: 0xdead_beef,
             ssrc: 0x1234_5678,
             csrcs: &[7, 8],
-            extension: Some(Extension { profile: 0xbede, data: &ext_data }),
+            extension: Some(Extension {
+                profile: 0xbede,
+                data: &ext_data,
+            }),
         };
         let mut buf = [0u8; 64];
         let n = header.write(&mut buf).unwrap();
@@ -261,40 +278,82 @@ mod tests {
         assert_eq!(pkt.timestamp, 0xdead_beef);
         assert_eq!(pkt.ssrc, 0x1234_5678);
         assert_eq!(pkt.csrcs().collect::<heapless::Vec<u32, 15>>(), [7u32, 8]);
-        assert_eq!(pkt.extension, Some(Extension { profile: 0xbede, data: &ext_data }));
+        assert_eq!(
+            pkt.extension,
+            Some(Extension {
+                profile: 0xbede,
+                data: &ext_data
+            })
+        );
         assert_eq!(pkt.payload, b"abc");
         assert_eq!(pkt.padding, 3);
     }
 
     #[test]
     fn rejects_lengths_that_overrun() {
-        assert_eq!(RtpPacket::parse(&[0x80; 11]), Err(RtpError::TooShort { len: 11 }));
+        assert_eq!(
+            RtpPacket::parse(&[0x80; 11]),
+            Err(RtpError::TooShort { len: 11 })
+        );
         let mut pkt = [0u8; 16];
         pkt[0] = 0x40;
-        assert_eq!(RtpPacket::parse(&pkt), Err(RtpError::BadVersion { version: 1 }));
+        assert_eq!(
+            RtpPacket::parse(&pkt),
+            Err(RtpError::BadVersion { version: 1 })
+        );
         pkt[0] = 0x82; // two CSRCs need 20 bytes
-        assert_eq!(RtpPacket::parse(&pkt), Err(RtpError::CsrcOverrun { count: 2, len: 16 }));
+        assert_eq!(
+            RtpPacket::parse(&pkt),
+            Err(RtpError::CsrcOverrun { count: 2, len: 16 })
+        );
         pkt[0] = 0x90; // extension header claims 0xffff words
         pkt[12..16].copy_from_slice(&[0, 0, 0xff, 0xff]);
         assert_eq!(
             RtpPacket::parse(&pkt),
-            Err(RtpError::ExtensionOverrun { words: 0xffff, len: 16 })
+            Err(RtpError::ExtensionOverrun {
+                words: 0xffff,
+                len: 16
+            })
         );
         pkt[0] = 0xa0; // padding count larger than payload
         pkt[15] = 5;
-        assert_eq!(RtpPacket::parse(&pkt), Err(RtpError::BadPadding { count: 5, available: 4 }));
+        assert_eq!(
+            RtpPacket::parse(&pkt),
+            Err(RtpError::BadPadding {
+                count: 5,
+                available: 4
+            })
+        );
         pkt[15] = 0;
-        assert_eq!(RtpPacket::parse(&pkt), Err(RtpError::BadPadding { count: 0, available: 4 }));
+        assert_eq!(
+            RtpPacket::parse(&pkt),
+            Err(RtpError::BadPadding {
+                count: 0,
+                available: 4
+            })
+        );
     }
 
     #[test]
     fn write_checks_buffer_and_fields() {
-        let header = RtpHeader { payload_type: 96, ..Default::default() };
+        let header = RtpHeader {
+            payload_type: 96,
+            ..Default::default()
+        };
         assert_eq!(
             header.write(&mut [0u8; 11]),
-            Err(RtpError::BufferTooSmall { needed: 12, capacity: 11 })
+            Err(RtpError::BufferTooSmall {
+                needed: 12,
+                capacity: 11
+            })
         );
-        let bad = RtpHeader { payload_type: 128, ..Default::default() };
-        assert!(matches!(bad.write(&mut [0u8; 12]), Err(RtpError::FieldOutOfRange { .. })));
+        let bad = RtpHeader {
+            payload_type: 128,
+            ..Default::default()
+        };
+        assert!(matches!(
+            bad.write(&mut [0u8; 12]),
+            Err(RtpError::FieldOutOfRange { .. })
+        ));
     }
 }

@@ -101,7 +101,11 @@ fn steady_state_packetize_and_depacketize_allocate_nothing() {
             map_width: 512,
             map_height: 256,
             histogram: &histogram,
-            class_map: Some(ClassMap { width: 64, height: 32, classes: &classes }),
+            class_map: Some(ClassMap {
+                width: 64,
+                height: 32,
+                classes: &classes,
+            }),
         };
         let n = result.write_app(0x1234, &mut result_buf).unwrap();
         for packet in rtcp::parse_compound(&result_buf[..n]) {
@@ -119,12 +123,18 @@ fn steady_state_packetize_and_depacketize_allocate_nothing() {
         assert_eq!(frame(n), 1);
     }
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    assert!(before > 30, "the counting allocator must have seen the set-up allocations");
+    assert!(
+        before > 30,
+        "the counting allocator must have seen the set-up allocations"
+    );
     let mut received = 0;
     for n in 30..10_030 {
         received += frame(n);
     }
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
     assert_eq!(received, 10_000);
-    assert_eq!(allocations, 0, "the hot path allocated {allocations} times in 10 000 frames");
+    assert_eq!(
+        allocations, 0,
+        "the hot path allocated {allocations} times in 10 000 frames"
+    );
 }

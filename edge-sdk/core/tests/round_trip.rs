@@ -32,7 +32,10 @@ fn nal_type() -> impl Strategy<Value = u8> {
 
 /// One access unit: optionally a real SPS+PPS, then 1–8 NAL units, kept under 8 MiB.
 fn access_unit() -> impl Strategy<Value = Vec<u8>> {
-    (any::<bool>(), prop::collection::vec((nal_type(), 0u8..4, nal_len(), any::<u64>()), 1..=8))
+    (
+        any::<bool>(),
+        prop::collection::vec((nal_type(), 0u8..4, nal_len(), any::<u64>()), 1..=8),
+    )
         .prop_map(|(with_sps, specs)| {
             let mut nals = Vec::new();
             if with_sps {
@@ -61,14 +64,25 @@ fn read_size() -> impl Strategy<Value = usize> {
 }
 
 fn packetizer(budget: usize) -> PacketizerConfig {
-    PacketizerConfig { ssrc: 0x00c0_ffee, payload_budget: budget, initial_sequence: 65000, ..Default::default() }
+    PacketizerConfig {
+        ssrc: 0x00c0_ffee,
+        payload_budget: budget,
+        initial_sequence: 65000,
+        ..Default::default()
+    }
 }
 
 fn run(aus: &[Vec<u8>], budget: usize, faults: LinkFaults, seed: u64) -> Pair {
-    let mut pair = Pair::new(packetizer(budget), DepacketizerConfig::default(), faults, seed)
-        .expect("valid packetizer config");
+    let mut pair = Pair::new(
+        packetizer(budget),
+        DepacketizerConfig::default(),
+        faults,
+        seed,
+    )
+    .expect("valid packetizer config");
     for (i, au) in aus.iter().enumerate() {
-        pair.send(au, (i as u32).wrapping_mul(3000)).expect("valid access unit");
+        pair.send(au, (i as u32).wrapping_mul(3000))
+            .expect("valid access unit");
         pair.advance(33_333);
     }
     pair.finish();
@@ -160,7 +174,15 @@ fn long_stream_counts_add_up() {
             annex_b(&nals)
         })
         .collect();
-    let pair = run(&aus, 1400, LinkFaults { max_read: 700, ..LinkFaults::default() }, 1);
+    let pair = run(
+        &aus,
+        1400,
+        LinkFaults {
+            max_read: 700,
+            ..LinkFaults::default()
+        },
+        1,
+    );
     let stats = pair.depacketizer().stats();
     assert_eq!(stats.access_units, 300);
     assert_eq!(stats.lost_access_units, 0);
@@ -176,16 +198,31 @@ fn long_stream_counts_add_up() {
 /// With 5% loss the receiver reports losses and keeps emitting intact access units.
 #[test]
 fn lossy_stream_keeps_going() {
-    let aus: Vec<Vec<u8>> =
-        (0..200).map(|i| annex_b(&[nal_unit(1, 2, 2_000 + (i * 131) % 3_000, i as u64)])).collect();
-    let faults = LinkFaults { loss: 0.05, max_read: 1500, ..LinkFaults::default() };
+    let aus: Vec<Vec<u8>> = (0..200)
+        .map(|i| annex_b(&[nal_unit(1, 2, 2_000 + (i * 131) % 3_000, i as u64)]))
+        .collect();
+    let faults = LinkFaults {
+        loss: 0.05,
+        max_read: 1500,
+        ..LinkFaults::default()
+    };
     let pair = run(&aus, 1400, faults, 42);
     let stats = pair.depacketizer().stats();
     assert!(pair.injected().lost > 0);
-    assert_eq!(stats.lost_packets, pair.injected().lost, "every dropped packet is counted");
+    assert_eq!(
+        stats.lost_packets,
+        pair.injected().lost,
+        "every dropped packet is counted"
+    );
     assert!(stats.lost_access_units > 0);
-    assert!(stats.access_units > 100, "intact access units still flow: {stats:?}");
-    assert_eq!(stats.access_units + stats.lost_access_units, 200 - lost_entirely(&pair));
+    assert!(
+        stats.access_units > 100,
+        "intact access units still flow: {stats:?}"
+    );
+    assert_eq!(
+        stats.access_units + stats.lost_access_units,
+        200 - lost_entirely(&pair)
+    );
 }
 
 /// Access units whose every packet was dropped leave no trace at the receiver; count them

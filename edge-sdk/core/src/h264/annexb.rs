@@ -33,14 +33,20 @@ pub struct NalUnits<'a> {
 pub fn nal_units(data: &[u8]) -> Result<NalUnits<'_>, AnnexBError> {
     let Some(first) = memmem::find(data, &[0, 0, 1]) else {
         if data.iter().all(|&b| b == 0) {
-            return Ok(NalUnits { data, pos: data.len() });
+            return Ok(NalUnits {
+                data,
+                pos: data.len(),
+            });
         }
         return Err(AnnexBError::GarbageBeforeStartCode { offset: data.len() });
     };
     if data[..first].iter().any(|&b| b != 0) {
         return Err(AnnexBError::GarbageBeforeStartCode { offset: first });
     }
-    Ok(NalUnits { data, pos: first + 3 })
+    Ok(NalUnits {
+        data,
+        pos: first + 3,
+    })
 }
 
 impl<'a> NalUnits<'a> {
@@ -84,8 +90,13 @@ mod tests {
 
     #[test]
     fn three_and_four_byte_start_codes() {
-        let data = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5];
-        assert_eq!(collect(&data), [&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 4, 5]]);
+        let data = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5,
+        ];
+        assert_eq!(
+            collect(&data),
+            [&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 4, 5]]
+        );
     }
 
     #[test]
@@ -97,7 +108,9 @@ mod tests {
 
     #[test]
     fn trailing_and_leading_zeros_and_empty_units() {
-        let data = [0, 0, 0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 0, 1, 0, 0, 1, 0x41, 0x9a, 0, 0];
+        let data = [
+            0, 0, 0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 0, 1, 0, 0, 1, 0x41, 0x9a, 0, 0,
+        ];
         assert_eq!(collect(&data), [&[0x09, 0xf0][..], &[0x41, 0x9a]]);
     }
 

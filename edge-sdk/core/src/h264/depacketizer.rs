@@ -286,7 +286,11 @@ struct Assembly {
 
 #[derive(Clone, Copy, Debug)]
 enum Pending {
-    AccessUnit { start: usize, len: usize, info: Assembly },
+    AccessUnit {
+        start: usize,
+        len: usize,
+        info: Assembly,
+    },
     Loss(Loss),
 }
 
@@ -319,10 +323,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Depacketizer<B> {
     /// allows (see [`Self::buffer_len_for`]).
     pub fn new(buffer: B, config: DepacketizerConfig) -> Self {
         let room = buffer.as_ref().len().saturating_sub(PACKET_SLACK);
-        let max_au = config.max_access_unit_bytes.min(MAX_ACCESS_UNIT_BYTES).min(room.max(
-            // A small buffer still works for small access units when events are drained.
-            buffer.as_ref().len() / 2,
-        ));
+        let max_au = config
+            .max_access_unit_bytes
+            .min(MAX_ACCESS_UNIT_BYTES)
+            .min(room.max(
+                // A small buffer still works for small access units when events are drained.
+                buffer.as_ref().len() / 2,
+            ));
         Self {
             buf: buffer,
             config,
@@ -385,12 +392,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Depacketizer<B> {
             && pkt.payload_type != expected
         {
             self.stats.rejected += 1;
-            return Err(DepacketizeError::UnexpectedPayloadType { expected, got: pkt.payload_type });
+            return Err(DepacketizeError::UnexpectedPayloadType {
+                expected,
+                got: pkt.payload_type,
+            });
         }
         match self.ssrc {
             Some(expected) if expected != pkt.ssrc => {
                 self.stats.rejected += 1;
-                return Err(DepacketizeError::SsrcMismatch { expected, got: pkt.ssrc });
+                return Err(DepacketizeError::SsrcMismatch {
+                    expected,
+                    got: pkt.ssrc,
+                });
             }
             _ => self.ssrc = Some(pkt.ssrc),
         }
@@ -411,7 +424,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Depacketizer<B> {
                 Some(LossReason::SequenceRestart)
             } else if distance > 1 {
                 self.stats.lost_packets += (distance - 1) as u64;
-                Some(LossReason::SequenceGap { missing: (distance - 1) as u16 })
+                Some(LossReason::SequenceGap {
+                    missing: (distance - 1) as u16,
+                })
             } else {
                 None
             };
@@ -538,11 +553,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Depacketizer<B> {
         let event = match a.damage {
             Some(reason) => {
                 self.stats.lost_access_units += 1;
-                Pending::Loss(Loss { rtp_timestamp: a.rtp_timestamp, reason })
+                Pending::Loss(Loss {
+                    rtp_timestamp: a.rtp_timestamp,
+                    reason,
+                })
             }
             None => {
                 self.stats.access_units += 1;
-                Pending::AccessUnit { start: a.start, len: a.len, info: a }
+                Pending::AccessUnit {
+                    start: a.start,
+                    len: a.len,
+                    info: a,
+                }
             }
         };
         let _ = self.pending.push_back(event);
@@ -561,9 +583,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Depacketizer<B> {
             NalType::FuA => self.take_fu_a(payload),
             _ if in_fragment => Err(DepacketizeError::FuAMissingEnd),
             NalType::StapA => self.take_stap_a(payload),
-            NalType::StapB | NalType::Mtap16 | NalType::Mtap24 | NalType::FuB | NalType::Reserved(_) => {
-                Err(DepacketizeError::UnsupportedNalType { nal_type: header.type_id() })
-            }
+            NalType::StapB
+            | NalType::Mtap16
+            | NalType::Mtap24
+            | NalType::FuB
+            | NalType::Reserved(_) => Err(DepacketizeError::UnsupportedNalType {
+                nal_type: header.type_id(),
+            }),
             _ => {
                 let nal_start = self.begin_nal()?;
                 self.append(payload)?;
@@ -590,14 +616,20 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Depacketizer<B> {
                 return Err(DepacketizeError::StapAZeroSize { offset });
             }
             if size > available {
-                return Err(DepacketizeError::StapATruncated { offset, declared: size, available });
+                return Err(DepacketizeError::StapATruncated {
+                    offset,
+                    declared: size,
+                    available,
+                });
             }
             let inner = NalHeader(payload[offset + 2]);
             if inner.forbidden_bit() {
                 return Err(DepacketizeError::ForbiddenBitSet { header: inner.0 });
             }
             if !inner.nal_type().is_h264_nal() {
-                return Err(DepacketizeError::StapANestedType { nal_type: inner.type_id() });
+                return Err(DepacketizeError::StapANestedType {
+                    nal_type: inner.type_id(),
+                });
             }
             units += 1;
             offset += 2 + size;
@@ -640,14 +672,20 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Depacketizer<B> {
             // The original NAL header: F and NRI from the indicator, type from the FU header.
             self.append(&[(indicator & 0xe0) | nal_type])?;
             if let Some(a) = &mut self.assembly {
-                a.fragment = Some(Fragment { nal_start, nal_type });
+                a.fragment = Some(Fragment {
+                    nal_start,
+                    nal_type,
+                });
             }
         } else {
             let Some(f) = fragment else {
                 return Err(DepacketizeError::FuAWithoutStart);
             };
             if f.nal_type != nal_type {
-                return Err(DepacketizeError::FuATypeChanged { expected: f.nal_type, got: nal_type });
+                return Err(DepacketizeError::FuATypeChanged {
+                    expected: f.nal_type,
+                    got: nal_type,
+                });
             }
         }
         self.append(&payload[2..])?;
@@ -670,7 +708,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Depacketizer<B> {
             return Err(DepacketizeError::FuAWithoutStart);
         };
         if a.nal_count >= MAX_NALS_PER_ACCESS_UNIT {
-            return Err(DepacketizeError::TooManyNals { limit: MAX_NALS_PER_ACCESS_UNIT });
+            return Err(DepacketizeError::TooManyNals {
+                limit: MAX_NALS_PER_ACCESS_UNIT,
+            });
         }
         a.nal_count += 1;
         self.append(&START_CODE)?;

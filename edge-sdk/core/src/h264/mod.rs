@@ -9,7 +9,9 @@ pub mod nal;
 pub mod packetizer;
 pub mod sps;
 
-pub use depacketizer::{AccessUnit, DepacketizeError, Depacketizer, DepacketizerConfig, Event, Loss};
+pub use depacketizer::{
+    AccessUnit, DepacketizeError, Depacketizer, DepacketizerConfig, Event, Loss,
+};
 pub use nal::{NalHeader, NalType};
 pub use packetizer::{PacketizeError, Packetizer, PacketizerConfig};
 pub use sps::{Sps, SpsError};

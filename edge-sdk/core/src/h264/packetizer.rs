@@ -43,7 +43,12 @@ pub struct PacketizerConfig {
 
 impl Default for PacketizerConfig {
     fn default() -> Self {
-        Self { ssrc: 0, payload_type: 96, payload_budget: 1400, initial_sequence: 0 }
+        Self {
+            ssrc: 0,
+            payload_type: 96,
+            payload_budget: 1400,
+            initial_sequence: 0,
+        }
     }
 }
 
@@ -109,10 +114,14 @@ impl Packetizer {
     /// A packetizer with the given settings.
     pub fn new(config: PacketizerConfig) -> Result<Self, PacketizeError> {
         if !(MIN_PAYLOAD_BUDGET..=MAX_PAYLOAD_BUDGET).contains(&config.payload_budget) {
-            return Err(PacketizeError::InvalidConfig { reason: "payload budget outside 3..=65523" });
+            return Err(PacketizeError::InvalidConfig {
+                reason: "payload budget outside 3..=65523",
+            });
         }
         if config.payload_type > 0x7f {
-            return Err(PacketizeError::InvalidConfig { reason: "payload type above 127" });
+            return Err(PacketizeError::InvalidConfig {
+                reason: "payload type above 127",
+            });
         }
         Ok(Self {
             config,
@@ -170,12 +179,17 @@ impl Packetizer {
         while let Some(range) = scan.next_range() {
             let header = NalHeader(access_unit[range.start]);
             if header.forbidden_bit() || !header.nal_type().is_h264_nal() {
-                return Err(PacketizeError::InvalidNal { index: nals.len(), header: header.0 });
+                return Err(PacketizeError::InvalidNal {
+                    index: nals.len(),
+                    header: header.0,
+                });
             }
             // The access unit is at most 8 MiB, so offsets fit u32.
             let range = range.start as u32..range.end as u32;
             if nals.push(range).is_err() {
-                return Err(PacketizeError::TooManyNals { limit: MAX_NALS_PER_ACCESS_UNIT });
+                return Err(PacketizeError::TooManyNals {
+                    limit: MAX_NALS_PER_ACCESS_UNIT,
+                });
             }
         }
         if nals.is_empty() {
@@ -260,10 +274,12 @@ impl AccessUnitPackets<'_, '_> {
             extension: None,
         };
         // Cannot fail: the fields were validated at construction and `out` holds 12 bytes.
-        let header_len = header.write(out).map_err(|_| PacketizeError::BufferTooSmall {
-            needed: FIXED_HEADER_LEN,
-            capacity: out.len(),
-        })?;
+        let header_len = header
+            .write(out)
+            .map_err(|_| PacketizeError::BufferTooSmall {
+                needed: FIXED_HEADER_LEN,
+                capacity: out.len(),
+            })?;
         let p = &mut self.packetizer;
         p.next_sequence = p.next_sequence.next();
         p.packet_count = p.packet_count.wrapping_add(1);
@@ -276,7 +292,10 @@ impl AccessUnitPackets<'_, '_> {
     pub fn next_framed(&mut self, out: &mut [u8]) -> Result<Option<usize>, PacketizeError> {
         let capacity = out.len();
         let Some(body) = out.get_mut(FRAME_HEADER_LEN..) else {
-            return Err(PacketizeError::BufferTooSmall { needed: FRAME_HEADER_LEN, capacity });
+            return Err(PacketizeError::BufferTooSmall {
+                needed: FRAME_HEADER_LEN,
+                capacity,
+            });
         };
         let Some(len) = self.next_packet(body)? else {
             return Ok(None);
@@ -354,14 +373,18 @@ impl AccessUnitPackets<'_, '_> {
             });
         }
         // §5.7.1: F is the OR of the units' F bits (always 0 here), NRI their maximum.
-        let nri = (first..first + count).map(|i| self.nal(i)[0] & 0x60).max().unwrap_or(0);
+        let nri = (first..first + count)
+            .map(|i| self.nal(i)[0] & 0x60)
+            .max()
+            .unwrap_or(0);
         out[0] = nri | STAP_A;
         let mut pos = 1;
         for i in first..first + count {
             let r = self.nals[i].clone();
             let len = (r.end - r.start) as usize;
             out[pos..pos + 2].copy_from_slice(&(len as u16).to_be_bytes());
-            out[pos + 2..pos + 2 + len].copy_from_slice(&self.data[r.start as usize..r.end as usize]);
+            out[pos + 2..pos + 2 + len]
+                .copy_from_slice(&self.data[r.start as usize..r.end as usize]);
             pos += 2 + len;
         }
         self.next_nal += count;
