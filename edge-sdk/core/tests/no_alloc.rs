@@ -1,6 +1,7 @@
 //! The hot path allocates nothing: packetizing, framing, deframing and depacketizing 10 000
 //! frames in steady state performs zero heap allocations, counted by a global allocator.
 //! This file holds a single test so no other test thread allocates while it counts.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

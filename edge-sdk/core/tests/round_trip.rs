@@ -5,6 +5,7 @@
 //!    200–64000) comes back byte for byte, in order, with nothing reported lost.
 //! 2. With injected loss, duplication, reordering and stream cuts, no access unit is ever
 //!    emitted that differs from the one sent with its timestamp: damage is reported as loss.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

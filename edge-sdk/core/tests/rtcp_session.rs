@@ -2,6 +2,7 @@
 //! with SR+SDES(CNAME), then media; the worker demultiplexes RTP from RTCP (RFC 5761 §4),
 //! answers with RR (LSR/DLSR) and an `FCSG` result; the camera computes the round-trip time
 //! from the RR (RFC 3550 §6.4.1), which must equal the link's two one-way delays.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
