@@ -212,8 +212,9 @@ struct Fragmenting {
     /// Offset of the next unsent byte (after the NAL header) in the access unit.
     offset: usize,
     end: usize,
-    /// Bytes per fragment, chosen so fragments are near-equal.
-    chunk: usize,
+    /// Fragments still to send; each takes an equal share of what is left, so sizes differ
+    /// by at most one byte.
+    fragments_left: usize,
     header: NalHeader,
 }
 
@@ -254,7 +255,7 @@ impl AccessUnitPackets<'_, '_> {
                 let frag = Fragmenting {
                     offset: self.nals[self.next_nal].start as usize + 1,
                     end: self.nals[self.next_nal].end as usize,
-                    chunk: data_len.div_ceil(fragments),
+                    fragments_left: fragments,
                     header: NalHeader(first[0]),
                 };
                 self.write_fragment(frag, payload_out)?
@@ -311,7 +312,7 @@ impl AccessUnitPackets<'_, '_> {
         out: &mut [u8],
     ) -> Result<(usize, bool), PacketizeError> {
         let start = frag.offset == self.nals[self.next_nal].start as usize + 1;
-        let n = frag.chunk.min(frag.end - frag.offset);
+        let n = (frag.end - frag.offset).div_ceil(frag.fragments_left.max(1));
         let end = frag.offset + n == frag.end;
         let needed = 2 + n;
         let Some(dst) = out.get_mut(..needed) else {
@@ -325,6 +326,7 @@ impl AccessUnitPackets<'_, '_> {
         dst[1] = (u8::from(start) << 7) | (u8::from(end) << 6) | frag.header.type_id();
         dst[2..].copy_from_slice(&self.data[frag.offset..frag.offset + n]);
         frag.offset += n;
+        frag.fragments_left = frag.fragments_left.saturating_sub(1);
         if end {
             self.fragment = None;
             self.next_nal += 1;
@@ -389,5 +391,61 @@ impl AccessUnitPackets<'_, '_> {
         }
         self.next_nal += count;
         Ok((pos, self.next_nal == self.nals.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtp::RtpPacket;
+
+    fn packets(au: &[u8], budget: usize) -> std::vec::Vec<std::vec::Vec<u8>> {
+        let config = PacketizerConfig {
+            payload_budget: budget,
+            ..Default::default()
+        };
+        let mut packetizer = Packetizer::new(config).unwrap();
+        let mut out = std::vec::Vec::new();
+        let mut it = packetizer.packetize(au, 1).unwrap();
+        let mut buf = [0u8; 2048];
+        while let Some(n) = it.next_packet(&mut buf).unwrap() {
+            out.push(buf[..n].to_vec());
+        }
+        out
+    }
+
+    #[test]
+    fn fu_a_fragments_differ_by_at_most_one_byte() {
+        // 183 data bytes over 13-byte fragments: 15 fragments, none a runt.
+        let mut au = std::vec![0, 0, 0, 1, 0x65];
+        au.extend((0..183u32).map(|i| (i % 200 + 1) as u8));
+        let pkts = packets(&au, 15);
+        assert_eq!(pkts.len(), 15);
+        let sizes: std::vec::Vec<usize> = pkts.iter().map(|p| p.len() - 12 - 2).collect();
+        let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+        assert!(max - min <= 1, "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 183);
+        let markers: std::vec::Vec<bool> = pkts
+            .iter()
+            .map(|p| RtpPacket::parse(p).unwrap().marker)
+            .collect();
+        assert_eq!(markers.iter().filter(|&&m| m).count(), 1);
+        assert!(markers[14]);
+    }
+
+    #[test]
+    fn small_units_share_a_stap_a_and_large_ones_go_alone() {
+        let mut au = std::vec![0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3];
+        au.extend_from_slice(&[0, 0, 0, 1, 0x65]);
+        au.extend(core::iter::repeat_n(7u8, 500));
+        let pkts = packets(&au, 400);
+        let types: std::vec::Vec<u8> = pkts
+            .iter()
+            .map(|p| RtpPacket::parse(p).unwrap().payload[0] & 0x1f)
+            .collect();
+        // SPS+PPS aggregate; the 501-byte slice cannot join them and is fragmented.
+        assert_eq!(types, [24, 28, 28]);
+        let stap = RtpPacket::parse(&pkts[0]).unwrap().payload;
+        assert_eq!(stap, &[0x78, 0, 3, 0x67, 1, 2, 0, 2, 0x68, 3]);
     }
 }
