@@ -47,7 +47,10 @@ fuzz seconds="60": _fuzz-crate
     for target in $targets; do
         mkdir -p "corpus/$target"
         echo "fuzz: $target for {{ seconds }} s"
-        cargo +nightly fuzz run "$target" "corpus/$target" -- -max_total_time={{ seconds }}
+        # Seeds and past findings are read (and so replayed) too; only corpus/ is written.
+        dirs=("corpus/$target" "seeds/$target")
+        [[ -d "regressions/$target" ]] && dirs+=("regressions/$target")
+        cargo +nightly fuzz run "$target" "${dirs[@]}" -- -max_total_time={{ seconds }}
     done
 
 # Run the protocol core's benchmarks (criterion).
