@@ -1,0 +1,10 @@
+//! `flowcloud-worker`: accepts camera streams (RTP H.264 over RFC 4571 TCP), decodes them,
+//! runs segmentation, and returns a result for every frame on the same connection.
+//!
+//! The CPU path (openh264 + ONNX Runtime) lives here; the GPU backends plug into the same
+//! traits ([`decode::Decoder`], [`engine::Engine`]).
+#![forbid(clippy::print_stdout)]
+
+pub mod batching;
+pub mod frame;
+pub mod ingest;
