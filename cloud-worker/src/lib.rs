@@ -6,5 +6,8 @@
 #![forbid(clippy::print_stdout)]
 
 pub mod batching;
+pub mod classes;
 pub mod frame;
 pub mod ingest;
+pub mod post;
+pub mod storage;
