@@ -7,6 +7,7 @@
 
 pub mod batching;
 pub mod classes;
+pub mod decode;
 pub mod frame;
 pub mod ingest;
 pub mod post;
