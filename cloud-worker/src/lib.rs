@@ -3,12 +3,17 @@
 //!
 //! The CPU path (openh264 + ONNX Runtime) lives here; the GPU backends plug into the same
 //! traits ([`decode::Decoder`], [`engine::Engine`]).
-#![forbid(clippy::print_stdout)]
+// `deny`, not `forbid`: clap's derive allows `clippy::restriction` on what it generates.
+#![deny(clippy::print_stdout)]
 
 pub mod batching;
 pub mod classes;
+pub mod config;
 pub mod decode;
 pub mod frame;
+pub mod http;
 pub mod ingest;
+pub mod logging;
+pub mod metrics;
 pub mod post;
 pub mod storage;
