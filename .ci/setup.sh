@@ -29,6 +29,8 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly
   gstreamer1.0-libav
+  python3
+  python3-venv
 )
 RUST_TARGETS=(thumbv7em-none-eabihf)      # a bare-metal build proves the core is no_std
 RUST_COMPONENTS=(rustfmt clippy)
@@ -151,5 +153,8 @@ cargo_tool() { # cargo_tool <command to look for> <crate>
 }
 cargo_tool just just
 cargo_tool cargo-fuzz cargo-fuzz
+
+# ONNX Runtime (its library comes in the onnxruntime wheel) and the model tooling, in .venv.
+.ci/python-env.sh
 
 step "done" "(make sure $CARGO_BIN is on your PATH)"

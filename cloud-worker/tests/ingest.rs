@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{MediaSender, ReplyReader, framed, handshake, synthetic_au};
 use flowcloud_core::h264::{AccessUnit, Loss};
 use flowcloud_worker::ingest::server::{
-    FrameResult, IngestConfig, IngestCounters, Outbound, StreamInput, Streams, serve,
+    FrameResult, IngestConfig, IngestCounters, Outbound, ShutdownPhase, StreamInput, Streams, serve,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -53,6 +53,8 @@ impl Streams for Echo {
         EchoStream { outbound }
     }
 
+    fn stop_input(&self, _stream: &mut EchoStream) {}
+
     fn close(&self, _stream: EchoStream) {
         *self.closed.lock().unwrap() += 1;
     }
@@ -62,7 +64,7 @@ struct Worker {
     addr: std::net::SocketAddr,
     echo: Arc<Echo>,
     counters: Arc<IngestCounters>,
-    _shutdown: tokio::sync::watch::Sender<bool>,
+    _shutdown: tokio::sync::watch::Sender<ShutdownPhase>,
 }
 
 async fn start(config: IngestConfig) -> Worker {
@@ -70,7 +72,7 @@ async fn start(config: IngestConfig) -> Worker {
     let addr = listener.local_addr().unwrap();
     let echo = Arc::new(Echo::default());
     let counters = Arc::new(IngestCounters::default());
-    let (tx, rx) = tokio::sync::watch::channel(false);
+    let (tx, rx) = tokio::sync::watch::channel(ShutdownPhase::Running);
     tokio::spawn(serve(
         listener,
         config,

@@ -92,6 +92,9 @@ pub trait Streams: Send + Sync + 'static {
     type Stream: StreamInput;
     /// A camera completed its handshake. `outbound` carries what goes back to it.
     fn open(&self, id: u64, cname: &str, outbound: mpsc::Sender<Outbound>) -> Self::Stream;
+    /// The worker is shutting down: take no more input for this stream, but finish what
+    /// was already given to it.
+    fn stop_input(&self, stream: &mut Self::Stream);
     /// The camera's connection ended; release the stream.
     fn close(&self, stream: Self::Stream);
 }
@@ -119,6 +122,18 @@ pub enum ConnectionEnd {
     Shutdown,
 }
 
+/// Where a graceful shutdown stands, sent to every connection on a watch channel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ShutdownPhase {
+    /// Normal operation.
+    #[default]
+    Running,
+    /// Stop reading media; keep sending results for frames already in flight.
+    Draining,
+    /// Everything in flight is done: send what is queued and close.
+    Done,
+}
+
 /// Connection counters for metrics and tests.
 #[derive(Debug, Default)]
 pub struct IngestCounters {
@@ -140,7 +155,7 @@ pub async fn serve<S: Streams>(
     config: IngestConfig,
     streams: Arc<S>,
     counters: Arc<IngestCounters>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<ShutdownPhase>,
 ) {
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let next_id = AtomicU64::new(1);
@@ -154,7 +169,12 @@ pub async fn serve<S: Streams>(
                     continue;
                 }
             },
-            _ = stop.changed() => break,
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() != ShutdownPhase::Running {
+                    break;
+                }
+                continue;
+            }
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             counters.rejected_cap.fetch_add(1, Ordering::Relaxed);
@@ -202,7 +222,7 @@ pub async fn run_connection<S: Streams>(
     id: u64,
     config: IngestConfig,
     streams: &S,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut shutdown: tokio::sync::watch::Receiver<ShutdownPhase>,
 ) -> ConnectionEnd {
     let _ = socket.set_nodelay(true);
     let (mut reader, mut writer) = socket.into_split();
@@ -218,6 +238,7 @@ pub async fn run_connection<S: Streams>(
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline_start = Instant::now();
     let mut last_input = Instant::now();
+    let mut draining = false;
 
     let end = loop {
         let timeout = if session.is_identified() {
@@ -228,7 +249,7 @@ pub async fn run_connection<S: Streams>(
                 .saturating_sub(deadline_start.elapsed())
         };
         tokio::select! {
-            read = tokio::time::timeout(timeout, reader.read(&mut read_buf)) => {
+            read = tokio::time::timeout(timeout, reader.read(&mut read_buf)), if !draining => {
                 let n = match read {
                     Err(_) if session.is_identified() => break ConnectionEnd::IdleTimeout(config.idle_timeout),
                     Err(_) => break ConnectionEnd::HandshakeTimeout(config.handshake_timeout),
@@ -268,33 +289,7 @@ pub async fn run_connection<S: Streams>(
                 }
             }
             Some(message) = rx.recv() => {
-                let len = match &message {
-                    Outbound::KeyframeRequest => session.write_pli(&mut write_buf),
-                    Outbound::Result(r) => {
-                        let result = SegmentationResult {
-                            rtp_timestamp: r.rtp_timestamp,
-                            decode_us: r.decode_us,
-                            infer_us: r.infer_us,
-                            post_us: r.post_us,
-                            map_width: r.map_width,
-                            map_height: r.map_height,
-                            histogram: &r.histogram,
-                            class_map: r.class_map.as_ref().map(|(width, height, classes)| ClassMap {
-                                width: *width,
-                                height: *height,
-                                classes,
-                            }),
-                        };
-                        match session.write_result(&result, &mut write_buf) {
-                            Ok(n) => Some(n),
-                            Err(e) => {
-                                warn!(error = %e, "result not sent");
-                                None
-                            }
-                        }
-                    }
-                };
-                if let Some(n) = len
+                if let Some(n) = encode_outbound(&mut session, &message, &mut write_buf)
                     && let Err(e) = writer.write_all(&write_buf[..n]).await
                 {
                     break ConnectionEnd::Io(e);
@@ -307,11 +302,63 @@ pub async fn run_connection<S: Streams>(
                     break ConnectionEnd::Io(e);
                 }
             }
-            _ = shutdown.changed() => break ConnectionEnd::Shutdown,
+            changed = shutdown.changed() => {
+                let phase = if changed.is_err() { ShutdownPhase::Done } else { *shutdown.borrow() };
+                if phase >= ShutdownPhase::Draining && !draining {
+                    draining = true;
+                    if let Some(s) = stream.as_mut() {
+                        streams.stop_input(s);
+                    }
+                }
+                if phase == ShutdownPhase::Done {
+                    // Everything in flight has been queued: send it, then close.
+                    while let Ok(message) = rx.try_recv() {
+                        if let Some(n) = encode_outbound(&mut session, &message, &mut write_buf)
+                            && writer.write_all(&write_buf[..n]).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    break ConnectionEnd::Shutdown;
+                }
+            }
         }
     };
     if let Some(s) = stream.take() {
         streams.close(s);
     }
     end
+}
+
+/// Writes a framed PLI or `FCSG` result for `message`; `None` when it cannot be sent.
+fn encode_outbound(session: &mut Session, message: &Outbound, out: &mut [u8]) -> Option<usize> {
+    match message {
+        Outbound::KeyframeRequest => session.write_pli(out),
+        Outbound::Result(r) => {
+            let result = SegmentationResult {
+                rtp_timestamp: r.rtp_timestamp,
+                decode_us: r.decode_us,
+                infer_us: r.infer_us,
+                post_us: r.post_us,
+                map_width: r.map_width,
+                map_height: r.map_height,
+                histogram: &r.histogram,
+                class_map: r
+                    .class_map
+                    .as_ref()
+                    .map(|(width, height, classes)| ClassMap {
+                        width: *width,
+                        height: *height,
+                        classes,
+                    }),
+            };
+            match session.write_result(&result, out) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    warn!(error = %e, "result not sent");
+                    None
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Creates the repository's Python environment, <repo>/.venv, with the pinned packages that the
+# ONNX Runtime backend (libonnxruntime.so ships inside the onnxruntime wheel) and the engines/
+# tooling need. The worker finds the library there on its own (or through ORT_DYLIB_PATH).
+#
+# Idempotent: creates the venv only when missing and installs only when a pinned version differs;
+# a second run takes about a second. Prints one line; an install's output is shown only on failure.
+# Needs `python3` with the venv module (Debian: the python3-venv package).
+set -euo pipefail
+
+# ort 2.0.0-rc.15 needs ONNX Runtime >= 1.17 (C API 17) and was built against 1.31.
+ONNXRUNTIME_VERSION="1.31.1"
+ONNX_VERSION="1.23.2"
+NUMPY_VERSION="2.4.6"
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+VENV=".venv"
+PY="$VENV/bin/python"
+
+step() { printf 'setup: %-28s %s\n' "$1" "$2"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+LOG="$(mktemp)"
+trap 'rm -f "$LOG"' EXIT
+quietly() {
+  if ! "$@" </dev/null >"$LOG" 2>&1; then
+    cat "$LOG" >&2
+    die "command failed: $*"
+  fi
+}
+
+if [[ ! -x $PY ]]; then
+  command -v python3 >/dev/null 2>&1 || die "python3 not found (Debian: apt-get install python3 python3-venv)"
+  rm -rf "$VENV"
+  if ! python3 -m venv "$VENV" </dev/null >"$LOG" 2>&1; then
+    cat "$LOG" >&2
+    rm -rf "$VENV"
+    die "'python3 -m venv' failed (Debian: apt-get install python3-venv)"
+  fi
+fi
+
+# Exit status 0 when every pinned package is installed at its pinned version.
+pinned_ok() {
+  "$PY" - "$ONNXRUNTIME_VERSION" "$ONNX_VERSION" "$NUMPY_VERSION" <<'PYEOF' >/dev/null 2>&1
+import sys
+from importlib.metadata import version, PackageNotFoundError
+want = dict(zip(["onnxruntime", "onnx", "numpy"], sys.argv[1:]))
+try:
+    sys.exit(0 if all(version(p) == v for p, v in want.items()) else 1)
+except PackageNotFoundError:
+    sys.exit(1)
+PYEOF
+}
+
+if pinned_ok; then
+  state="ok"
+else
+  quietly "$PY" -m pip install --disable-pip-version-check --no-input -q \
+    "onnxruntime==$ONNXRUNTIME_VERSION" "onnx==$ONNX_VERSION" "numpy==$NUMPY_VERSION"
+  pinned_ok || die "the packages in $VENV are not at the pinned versions after installing them"
+  state="ok (installed)"
+fi
+step "python venv" "$state: onnxruntime $ONNXRUNTIME_VERSION, onnx $ONNX_VERSION, numpy $NUMPY_VERSION in $VENV"

@@ -1,0 +1,536 @@
+//! The CPU pipeline behind the ingest server: per-stream decode threads, the shared batcher,
+//! and an inference thread (preprocess → engine → post) that sends each frame's result back to
+//! its camera.
+//!
+//! ```text
+//! connection task ──AU──► decode thread (keyframe gate, decoder) ──frame──► batcher
+//!        ▲                         │ PLI                                       │
+//!        └──── outbound queue ◄────┴──────── result ◄── inference thread ◄─────┘
+//! ```
+//!
+//! Nothing upstream ever waits on inference: the decode queue and the batcher drop (and count)
+//! when full, and a dropped access unit makes the stream wait for a keyframe, as a loss does.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use flowcloud_core::h264::{AccessUnit, Loss};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::batching::{Batcher, BatcherConfig};
+use crate::classes::ClassTable;
+use crate::decode::keyframe_gate::{Admit, KeyframeGate, KeyframeGateConfig};
+use crate::decode::{DecodeOutcome, Decoder};
+use crate::engine::{ClassSet, Engine, InputBatch};
+use crate::frame::I420Frame;
+use crate::ingest::server::{FrameResult, Outbound, StreamInput, Streams};
+use crate::post;
+use crate::preprocess::{PreprocessParams, Preprocessor};
+
+/// Makes a decoder for each new stream.
+pub type DecoderFactory = Arc<dyn Fn() -> Box<dyn Decoder> + Send + Sync>;
+
+/// Pipeline settings.
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineConfig {
+    /// Access units queued per stream for its decoder before new ones are dropped.
+    pub decode_queue: usize,
+    /// Batching across streams.
+    pub batching: BatcherConfig,
+    /// Width of the class map sent back with each result; 0 sends none. The height keeps the
+    /// frame's aspect ratio.
+    pub class_map_width: u16,
+    /// Keyframe requests after loss.
+    pub keyframes: KeyframeGateConfig,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            decode_queue: 8,
+            batching: BatcherConfig::default(),
+            class_map_width: 64,
+            keyframes: KeyframeGateConfig::default(),
+        }
+    }
+}
+
+/// Counters across all streams.
+#[derive(Debug, Default)]
+pub struct PipelineCounters {
+    /// Access units handed to decode queues.
+    pub received: AtomicU64,
+    /// Access units dropped because a decode queue was full.
+    pub dropped_decode_queue: AtomicU64,
+    /// Access units dropped while waiting for a keyframe.
+    pub dropped_waiting_for_keyframe: AtomicU64,
+    /// Decoder errors (each resets the decoder).
+    pub decode_errors: AtomicU64,
+    /// Frames decoded.
+    pub decoded: AtomicU64,
+    /// Decoded frames dropped because inference fell behind.
+    pub dropped_batch_queue: AtomicU64,
+    /// Frames through inference.
+    pub inferred: AtomicU64,
+    /// Results queued back to cameras.
+    pub returned: AtomicU64,
+    /// Results dropped because a camera's outbound queue was full or it was gone.
+    pub dropped_results: AtomicU64,
+    /// Keyframe requests sent.
+    pub plis: AtomicU64,
+    /// Batches that failed in the engine or in post-processing.
+    pub failed_batches: AtomicU64,
+}
+
+struct Decoded {
+    rtp_timestamp: u32,
+    frame: I420Frame,
+    decode_us: u32,
+}
+
+struct StreamEntry {
+    name: String,
+    outbound: mpsc::Sender<Outbound>,
+}
+
+struct Shared {
+    config: PipelineConfig,
+    batcher: Batcher<u64, Decoded>,
+    streams: Mutex<HashMap<u64, StreamEntry>>,
+    /// Decode threads by stream, joined on close or shutdown.
+    decode_threads: Mutex<HashMap<u64, JoinHandle<()>>>,
+    counters: PipelineCounters,
+    decoders: DecoderFactory,
+}
+
+/// The decode → batch → infer → post pipeline; implements [`Streams`] for the ingest server.
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    inference: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Pipeline {
+    /// Starts the inference thread with `engine`. Streams are added by the ingest server.
+    pub fn start(
+        config: PipelineConfig,
+        engine: Box<dyn Engine>,
+        decoders: DecoderFactory,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            config,
+            batcher: Batcher::new(config.batching),
+            streams: Mutex::new(HashMap::new()),
+            decode_threads: Mutex::new(HashMap::new()),
+            counters: PipelineCounters::default(),
+            decoders,
+        });
+        let inference = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("inference".into())
+                .spawn(move || run_inference(&shared, engine))
+                .ok()
+        };
+        Self {
+            shared,
+            inference: Mutex::new(inference),
+        }
+    }
+
+    /// Counters across all streams.
+    #[must_use]
+    pub fn counters(&self) -> &PipelineCounters {
+        &self.shared.counters
+    }
+
+    /// Finishes in-flight work and stops: waits for every decode thread to decode what its
+    /// stream queued (streams must have had [`Streams::stop_input`] or been closed), then lets
+    /// the inference thread run every queued frame (results still go out), and joins it.
+    /// Blocks; call it from a blocking context.
+    pub fn shutdown(&self) {
+        let decoders: Vec<JoinHandle<()>> = self
+            .shared
+            .decode_threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .map(|(_, handle)| handle)
+            .collect();
+        for handle in decoders {
+            if handle.join().is_err() {
+                warn!("decode thread panicked");
+            }
+        }
+        self.shared.batcher.close();
+        let handle = self
+            .inference
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            warn!("inference thread panicked");
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// One stream's handle, held by its connection task.
+pub struct PipelineStream {
+    id: u64,
+    jobs: Option<SyncSender<Job>>,
+    /// A job could not be queued: tell the decoder before the next access unit.
+    pending_loss: bool,
+    shared: Arc<Shared>,
+}
+
+enum Job {
+    AccessUnit {
+        data: Vec<u8>,
+        rtp_timestamp: u32,
+        keyframe: bool,
+    },
+    Loss,
+}
+
+impl PipelineStream {
+    fn send(&mut self, job: Job) -> bool {
+        let Some(jobs) = &self.jobs else { return false };
+        match jobs.try_send(job) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+impl StreamInput for PipelineStream {
+    fn access_unit(&mut self, access_unit: &AccessUnit<'_>, _received: Instant) {
+        self.shared
+            .counters
+            .received
+            .fetch_add(1, Ordering::Relaxed);
+        if self.pending_loss && self.send(Job::Loss) {
+            self.pending_loss = false;
+        }
+        let job = Job::AccessUnit {
+            data: access_unit.data.to_vec(),
+            rtp_timestamp: access_unit.rtp_timestamp,
+            keyframe: access_unit.keyframe,
+        };
+        if !self.send(job) {
+            // The decoder is behind: this access unit is gone, so the ones that refer to it
+            // cannot be decoded either. Treat it as a loss.
+            self.shared
+                .counters
+                .dropped_decode_queue
+                .fetch_add(1, Ordering::Relaxed);
+            self.pending_loss = true;
+        }
+    }
+
+    fn loss(&mut self, _loss: &Loss) {
+        if !self.send(Job::Loss) {
+            self.pending_loss = true;
+        }
+    }
+}
+
+impl Streams for Pipeline {
+    type Stream = PipelineStream;
+
+    fn open(&self, id: u64, cname: &str, outbound: mpsc::Sender<Outbound>) -> PipelineStream {
+        let shared = &self.shared;
+        shared
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                id,
+                StreamEntry {
+                    name: cname.to_owned(),
+                    outbound: outbound.clone(),
+                },
+            );
+        let (tx, rx) = sync_channel(shared.config.decode_queue.max(1));
+        let decoder = (shared.decoders)();
+        let thread = {
+            let shared = Arc::clone(shared);
+            std::thread::Builder::new()
+                .name(format!("decode-{id}"))
+                .spawn(move || run_decoder(&shared, id, &rx, decoder, &outbound))
+        };
+        match thread {
+            Ok(handle) => {
+                shared
+                    .decode_threads
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(id, handle);
+            }
+            // Without its thread the stream's queue has no reader: sends fail and are counted.
+            Err(e) => warn!(stream = id, error = %e, "cannot start a decode thread"),
+        }
+        PipelineStream {
+            id,
+            jobs: Some(tx),
+            pending_loss: false,
+            shared: Arc::clone(shared),
+        }
+    }
+
+    fn stop_input(&self, stream: &mut PipelineStream) {
+        // Closing the queue ends the decode thread once it has decoded what was queued.
+        stream.jobs = None;
+    }
+
+    fn close(&self, mut stream: PipelineStream) {
+        stream.jobs = None;
+        let handle = self
+            .shared
+            .decode_threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&stream.id);
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            warn!(stream = stream.id, "decode thread panicked");
+        }
+        let dropped = self.shared.batcher.remove_stream(&stream.id).len() as u64;
+        self.shared
+            .counters
+            .dropped_batch_queue
+            .fetch_add(dropped, Ordering::Relaxed);
+        self.shared
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&stream.id);
+    }
+}
+
+fn run_decoder(
+    shared: &Shared,
+    id: u64,
+    jobs: &Receiver<Job>,
+    mut decoder: Box<dyn Decoder>,
+    outbound: &mpsc::Sender<Outbound>,
+) {
+    let counters = &shared.counters;
+    let mut gate = KeyframeGate::new(shared.config.keyframes, Instant::now());
+    let mut frame = I420Frame::filled(0, 0, (0, 0, 0));
+    loop {
+        let wait = gate.next_pli_at().map_or(Duration::from_secs(1), |at| {
+            at.saturating_duration_since(Instant::now())
+        });
+        let job = match jobs.recv_timeout(wait) {
+            Ok(job) => Some(job),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let now = Instant::now();
+        match job {
+            Some(Job::Loss) => gate.on_loss(now),
+            Some(Job::AccessUnit {
+                data,
+                rtp_timestamp,
+                keyframe,
+            }) => {
+                if gate.admit(&data, keyframe, now) == Admit::Drop {
+                    counters
+                        .dropped_waiting_for_keyframe
+                        .fetch_add(1, Ordering::Relaxed);
+                } else {
+                    let started = Instant::now();
+                    match decoder.decode(&data, &mut frame) {
+                        Ok(DecodeOutcome::Frame) => {
+                            counters.decoded.fetch_add(1, Ordering::Relaxed);
+                            let decoded = Decoded {
+                                rtp_timestamp,
+                                frame: frame.clone(),
+                                decode_us: micros(started.elapsed()),
+                            };
+                            if shared.batcher.push(id, decoded).is_some() {
+                                counters.dropped_batch_queue.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Ok(DecodeOutcome::NoPicture) => {}
+                        Err(e) => {
+                            warn!(stream = id, error = %e, "decode failed; waiting for a keyframe");
+                            counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                            decoder.reset();
+                            gate.on_decode_error(now);
+                        }
+                    }
+                }
+            }
+            None => {}
+        }
+        if gate.poll_pli(Instant::now()) {
+            counters.plis.fetch_add(1, Ordering::Relaxed);
+            debug!(stream = id, "asking for a keyframe");
+            let _ = outbound.try_send(Outbound::KeyframeRequest);
+        }
+    }
+}
+
+fn class_table(classes: ClassSet) -> ClassTable {
+    match classes {
+        ClassSet::CityscapesTrain => ClassTable::CityscapesTrain,
+        ClassSet::CityscapesLabels => ClassTable::CityscapesLabels,
+    }
+}
+
+fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>) {
+    let manifest = engine.manifest().clone();
+    let classes = class_table(manifest.classes).num_classes();
+    let mut preprocessor = Preprocessor::new(PreprocessParams::from(&manifest));
+    let per_image = PreprocessParams::from(&manifest).output_len();
+    let (mut batch, mut input, mut logits) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut class_map, mut small_map) = (Vec::new(), Vec::new());
+    let mut histogram = vec![0u32; classes];
+    let counters = &shared.counters;
+    while shared.batcher.next_batch(&mut batch) {
+        let started = Instant::now();
+        input.resize(batch.len() * per_image, 0.0);
+        let mut ok = true;
+        for (i, (_, decoded)) in batch.iter().enumerate() {
+            if let Err(e) = preprocessor.run_frame(
+                &decoded.frame,
+                &mut input[i * per_image..(i + 1) * per_image],
+            ) {
+                warn!(error = %e, "preprocess failed");
+                ok = false;
+            }
+        }
+        let preprocess_us = micros(started.elapsed());
+        let infer_started = Instant::now();
+        let shape = match engine.infer(
+            &InputBatch::for_manifest(&manifest, batch.len(), &input),
+            &mut logits,
+        ) {
+            Ok(shape) if ok && shape.n == batch.len() => shape,
+            Ok(_) => {
+                counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Err(e) => {
+                warn!(error = %e, frames = batch.len(), "inference failed");
+                counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        let infer_us = micros(infer_started.elapsed()).saturating_add(preprocess_us);
+        counters
+            .inferred
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let per_logits = shape.classes * shape.height * shape.width;
+        for (i, (stream, decoded)) in batch.drain(..).enumerate() {
+            let post_started = Instant::now();
+            let (w, h) = (decoded.frame.width as usize, decoded.frame.height as usize);
+            class_map.resize(w * h, 0);
+            let image_logits = &logits[i * per_logits..(i + 1) * per_logits];
+            let result = post::upsample_argmax(
+                image_logits,
+                shape.classes,
+                shape.height,
+                shape.width,
+                h,
+                w,
+                &mut class_map,
+            )
+            .and_then(|()| post::histogram(&class_map, classes, &mut histogram))
+            .and_then(|_| {
+                small_class_map(
+                    &class_map,
+                    w,
+                    h,
+                    shared.config.class_map_width,
+                    &mut small_map,
+                )
+            });
+            let small = match result {
+                Ok(small) => small,
+                Err(e) => {
+                    warn!(error = %e, "post-processing failed");
+                    counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            let frame_result = FrameResult {
+                rtp_timestamp: decoded.rtp_timestamp,
+                decode_us: decoded.decode_us,
+                infer_us,
+                post_us: micros(post_started.elapsed()),
+                map_width: u16::try_from(w).unwrap_or(u16::MAX),
+                map_height: u16::try_from(h).unwrap_or(u16::MAX),
+                histogram: histogram.clone(),
+                class_map: small.map(|(sw, sh)| (sw, sh, small_map.clone())),
+            };
+            let streams = shared
+                .streams
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let sent = streams.get(&stream).is_some_and(|entry| {
+                entry
+                    .outbound
+                    .try_send(Outbound::Result(frame_result))
+                    .is_ok()
+            });
+            drop(streams);
+            let counter = if sent {
+                &counters.returned
+            } else {
+                &counters.dropped_results
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The downscaled class map for a result: `class_map_width` wide (never wider than the frame),
+/// aspect ratio kept. `None` when results carry no map.
+fn small_class_map(
+    class_map: &[u8],
+    w: usize,
+    h: usize,
+    width: u16,
+    out: &mut Vec<u8>,
+) -> Result<Option<(u16, u16)>, post::PostError> {
+    if width == 0 {
+        return Ok(None);
+    }
+    let sw = usize::from(width).min(w).max(1);
+    let sh = (h * sw).div_ceil(w).max(1);
+    out.resize(sw * sh, 0);
+    post::downscale_nearest(class_map, w, h, sw, sh, out)?;
+    Ok(Some((sw as u16, sh as u16)))
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+impl Pipeline {
+    /// The camera name of an open stream.
+    #[must_use]
+    pub fn stream_name(&self, id: u64) -> Option<String> {
+        let streams = self
+            .shared
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        streams.get(&id).map(|s| s.name.clone())
+    }
+}
