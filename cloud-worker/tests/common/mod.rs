@@ -86,6 +86,8 @@ pub fn synthetic_au(n: u32) -> Vec<u8> {
 #[derive(Debug, Default)]
 pub struct Replies {
     pub results: Vec<(u32, Vec<u32>)>,
+    /// Class maps carried by results: timestamp, width, height, class ids.
+    pub class_maps: Vec<(u32, u16, u16, Vec<u8>)>,
     pub receiver_reports: usize,
     pub plis: usize,
 }
@@ -118,6 +120,13 @@ impl ReplyReader {
                         self.replies
                             .results
                             .push((view.rtp_timestamp, view.histogram().collect()));
+                        if let Some((w, h)) = view.class_map_size() {
+                            let mut map = vec![0u8; usize::from(w) * usize::from(h)];
+                            view.decode_class_map(&mut map).unwrap();
+                            self.replies
+                                .class_maps
+                                .push((view.rtp_timestamp, w, h, map));
+                        }
                     }
                     RtcpPacket::ReceiverReport(_) => self.replies.receiver_reports += 1,
                     RtcpPacket::Pli(_) => self.replies.plis += 1,

@@ -1,0 +1,270 @@
+//! The whole CPU path on loopback: eight simulated cameras stream openh264-encoded video at
+//! once into the real ingest server and pipeline (openh264 decode, ONNX Runtime with the tiny
+//! test model, post-processing). Every result that comes back must equal what the same model
+//! computes offline from the same decoded frame, and every frame sent is accounted for: a
+//! result at its camera, or a drop the pipeline counted.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::{MediaSender, ReplyReader, handshake};
+use flowcloud_tests::test_pattern::TestPattern;
+use flowcloud_worker::batching::BatcherConfig;
+use flowcloud_worker::decode::openh264::OpenH264Decoder;
+use flowcloud_worker::decode::{DecodeOutcome, Decoder, DecoderConfig};
+use flowcloud_worker::engine::onnxruntime::{OnnxRuntimeEngine, OnnxRuntimeOptions};
+use flowcloud_worker::engine::{Engine, InputBatch};
+use flowcloud_worker::frame::I420Frame;
+use flowcloud_worker::ingest::server::{IngestConfig, IngestCounters, ShutdownPhase, serve};
+use flowcloud_worker::pipeline::{Pipeline, PipelineConfig};
+use flowcloud_worker::post;
+use flowcloud_worker::preprocess::{PreprocessParams, Preprocessor};
+use openh264::OpenH264API;
+use openh264::encoder::{Encoder, EncoderConfig, IntraFramePeriod, Profile};
+use openh264::formats::YUVSlices;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const CAMERAS: u32 = 8;
+const FRAMES: u32 = 24;
+const KEYFRAME_INTERVAL: u32 = 12;
+const WIDTH: usize = 160;
+const HEIGHT: usize = 120;
+const CLASS_MAP_WIDTH: u16 = 40;
+
+fn model() -> PathBuf {
+    // The batch-1 model: batched or not, each image runs alone, so results are comparable
+    // bit for bit with a single offline run.
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../engines/tiny/tiny-seg-b1.onnx"
+    ))
+}
+
+fn options() -> OnnxRuntimeOptions {
+    OnnxRuntimeOptions {
+        intra_op_threads: std::num::NonZeroUsize::new(1),
+        ..Default::default()
+    }
+}
+
+/// Encodes one camera's clip: a moving pattern, shifted per camera so streams differ.
+fn encode_clip(camera: u32) -> Vec<Vec<u8>> {
+    let pattern = TestPattern::new(WIDTH, HEIGHT).unwrap();
+    let config = EncoderConfig::new()
+        .profile(Profile::Baseline)
+        .skip_frames(false)
+        .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+        .scene_change_detect(false)
+        .num_threads(1);
+    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config).unwrap();
+    let mut picture = vec![0u8; pattern.frame_len()];
+    (0..FRAMES)
+        .map(|n| {
+            pattern.render(u64::from(n + 13 * camera), &mut picture);
+            let yuv = YUVSlices::new(
+                pattern.planes(&picture),
+                (WIDTH, HEIGHT),
+                (WIDTH, WIDTH / 2, WIDTH / 2),
+            );
+            if n % KEYFRAME_INTERVAL == 0 {
+                encoder.force_intra_frame();
+            }
+            encoder.encode(&yuv).unwrap().to_vec()
+        })
+        .collect()
+}
+
+/// What the model gives offline for each access unit: (histogram, class map at `w`×`h`).
+struct Offline {
+    engine: OnnxRuntimeEngine,
+    preprocessor: Preprocessor,
+}
+
+impl Offline {
+    fn new() -> Self {
+        let engine = OnnxRuntimeEngine::load(&model(), &options()).unwrap();
+        let preprocessor = Preprocessor::new(PreprocessParams::from(engine.manifest()));
+        Self {
+            engine,
+            preprocessor,
+        }
+    }
+
+    fn results(&mut self, clip: &[Vec<u8>], map: (u16, u16)) -> Vec<(Vec<u32>, Vec<u8>)> {
+        let mut decoder = OpenH264Decoder::new(DecoderConfig::default());
+        let mut frame = I420Frame::filled(0, 0, (0, 0, 0));
+        let manifest = self.engine.manifest().clone();
+        let classes = manifest.num_classes();
+        let mut input = vec![0f32; PreprocessParams::from(&manifest).output_len()];
+        let mut logits = Vec::new();
+        clip.iter()
+            .map(|au| {
+                assert_eq!(
+                    decoder.decode(au, &mut frame).unwrap(),
+                    DecodeOutcome::Frame
+                );
+                self.preprocessor.run_frame(&frame, &mut input).unwrap();
+                let shape = self
+                    .engine
+                    .infer(&InputBatch::for_manifest(&manifest, 1, &input), &mut logits)
+                    .unwrap();
+                let mut class_map = vec![0u8; WIDTH * HEIGHT];
+                post::upsample_argmax(
+                    &logits,
+                    shape.classes,
+                    shape.height,
+                    shape.width,
+                    HEIGHT,
+                    WIDTH,
+                    &mut class_map,
+                )
+                .unwrap();
+                let mut histogram = vec![0u32; classes];
+                post::histogram(&class_map, classes, &mut histogram).unwrap();
+                let (w, h) = (usize::from(map.0), usize::from(map.1));
+                let mut small = vec![0u8; w * h];
+                post::downscale_nearest(&class_map, WIDTH, HEIGHT, w, h, &mut small).unwrap();
+                (histogram, small)
+            })
+            .collect()
+    }
+}
+
+async fn camera(addr: std::net::SocketAddr, index: u32, clip: Arc<Vec<Vec<u8>>>) -> ReplyReader {
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    let ssrc = 0x5000 + index;
+    socket
+        .write_all(&handshake(ssrc, &format!("camera-{index}")))
+        .await
+        .unwrap();
+    let mut sender = MediaSender::new(ssrc);
+    let (mut reader_half, mut writer_half) = socket.into_split();
+    let send = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(40));
+        for (n, au) in clip.iter().enumerate() {
+            tick.tick().await;
+            writer_half
+                .write_all(&sender.frame(au, n as u32 * 3000))
+                .await
+                .unwrap();
+        }
+        writer_half
+    });
+    let mut reader = ReplyReader::new();
+    let mut buf = vec![0u8; 65536];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Read until every frame has a result, or results stop coming for a while.
+    while reader.replies.results.len() < FRAMES as usize && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), reader_half.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => reader.push(&buf[..n]),
+            _ => break,
+        }
+    }
+    drop(send.await.unwrap());
+    reader
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_cameras_get_results_equal_to_the_offline_model() {
+    let clips: Vec<Arc<Vec<Vec<u8>>>> = (0..CAMERAS).map(|c| Arc::new(encode_clip(c))).collect();
+
+    let engine = OnnxRuntimeEngine::load(&model(), &options()).unwrap();
+    let config = PipelineConfig {
+        class_map_width: CLASS_MAP_WIDTH,
+        batching: BatcherConfig {
+            max_batch: 4,
+            max_wait: Duration::from_millis(5),
+            queue_per_stream: 4,
+        },
+        decode_queue: 16,
+        ..PipelineConfig::default()
+    };
+    let decoders =
+        Arc::new(|| Box::new(OpenH264Decoder::new(DecoderConfig::default())) as Box<dyn Decoder>);
+    let pipeline = Arc::new(Pipeline::start(config, Box::new(engine), decoders));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counters = Arc::new(IngestCounters::default());
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(ShutdownPhase::Running);
+    let server = tokio::spawn(serve(
+        listener,
+        IngestConfig::default(),
+        Arc::clone(&pipeline),
+        Arc::clone(&counters),
+        shutdown_rx,
+    ));
+
+    let cameras: Vec<_> = clips
+        .iter()
+        .enumerate()
+        .map(|(i, clip)| tokio::spawn(camera(addr, i as u32, Arc::clone(clip))))
+        .collect();
+    let mut replies = Vec::new();
+    for camera in cameras {
+        replies.push(camera.await.unwrap().replies);
+    }
+    shutdown.send(ShutdownPhase::Done).unwrap();
+    server.await.unwrap();
+
+    let mut offline = Offline::new();
+    let mut received = 0u64;
+    for (i, (replies, clip)) in replies.iter().zip(&clips).enumerate() {
+        assert_eq!(
+            replies.results.len(),
+            replies.class_maps.len(),
+            "camera {i}: every result carries a map"
+        );
+        let Some(&(_, w, h, _)) = replies.class_maps.first() else {
+            panic!("camera {i} received no result");
+        };
+        assert_eq!((w, h), (CLASS_MAP_WIDTH, 30), "40 wide, aspect ratio kept");
+        let expected = offline.results(clip, (w, h));
+        let maps: HashMap<u32, &Vec<u8>> = replies
+            .class_maps
+            .iter()
+            .map(|(ts, _, _, m)| (*ts, m))
+            .collect();
+        for (ts, histogram) in &replies.results {
+            let n = (ts / 3000) as usize;
+            assert_eq!(ts % 3000, 0);
+            assert_eq!(histogram, &expected[n].0, "camera {i} frame {n}: histogram");
+            assert_eq!(maps[ts], &expected[n].1, "camera {i} frame {n}: class map");
+            assert_eq!(
+                histogram.iter().map(|&c| u64::from(c)).sum::<u64>(),
+                (WIDTH * HEIGHT) as u64
+            );
+        }
+        received += replies.results.len() as u64;
+    }
+
+    let c = pipeline.counters();
+    let sent = u64::from(CAMERAS * FRAMES);
+    let dropped = c.dropped_decode_queue.load(Ordering::Relaxed)
+        + c.dropped_waiting_for_keyframe.load(Ordering::Relaxed)
+        + c.decode_errors.load(Ordering::Relaxed)
+        + c.dropped_batch_queue.load(Ordering::Relaxed)
+        + c.dropped_results.load(Ordering::Relaxed)
+        + c.failed_batches.load(Ordering::Relaxed);
+    eprintln!("sent {sent}, results {received}, dropped {dropped}: {c:?}");
+    assert_eq!(
+        c.received.load(Ordering::Relaxed),
+        sent,
+        "every access unit reached the pipeline"
+    );
+    assert_eq!(
+        received + dropped,
+        sent,
+        "every frame has a result or a counted drop"
+    );
+    assert!(
+        received >= sent * 9 / 10,
+        "a paced clean run loses at most 10%: {received}/{sent}"
+    );
+}
