@@ -8,78 +8,28 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use common::video::{
+    CLASS_MAP_WIDTH, HEIGHT, RunningWorker, WIDTH, encode_clip, engine_options, model,
+};
 use common::{MediaSender, ReplyReader, handshake};
-use flowcloud_tests::test_pattern::TestPattern;
-use flowcloud_worker::batching::BatcherConfig;
 use flowcloud_worker::decode::openh264::OpenH264Decoder;
 use flowcloud_worker::decode::{DecodeOutcome, Decoder, DecoderConfig};
-use flowcloud_worker::engine::onnxruntime::{OnnxRuntimeEngine, OnnxRuntimeOptions};
+use flowcloud_worker::engine::onnxruntime::OnnxRuntimeEngine;
 use flowcloud_worker::engine::{Engine, InputBatch};
 use flowcloud_worker::frame::I420Frame;
-use flowcloud_worker::ingest::server::{IngestConfig, IngestCounters, ShutdownPhase, serve};
-use flowcloud_worker::pipeline::{Pipeline, PipelineConfig};
+use flowcloud_worker::ingest::server::IngestConfig;
 use flowcloud_worker::post;
 use flowcloud_worker::preprocess::{PreprocessParams, Preprocessor};
-use openh264::OpenH264API;
-use openh264::encoder::{Encoder, EncoderConfig, IntraFramePeriod, Profile};
-use openh264::formats::YUVSlices;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const CAMERAS: u32 = 8;
 const FRAMES: u32 = 24;
 const KEYFRAME_INTERVAL: u32 = 12;
-const WIDTH: usize = 160;
-const HEIGHT: usize = 120;
-const CLASS_MAP_WIDTH: u16 = 40;
-
-fn model() -> PathBuf {
-    // The batch-1 model: batched or not, each image runs alone, so results are comparable
-    // bit for bit with a single offline run.
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../engines/tiny/tiny-seg-b1.onnx"
-    ))
-}
-
-fn options() -> OnnxRuntimeOptions {
-    OnnxRuntimeOptions {
-        intra_op_threads: std::num::NonZeroUsize::new(1),
-        ..Default::default()
-    }
-}
-
-/// Encodes one camera's clip: a moving pattern, shifted per camera so streams differ.
-fn encode_clip(camera: u32) -> Vec<Vec<u8>> {
-    let pattern = TestPattern::new(WIDTH, HEIGHT).unwrap();
-    let config = EncoderConfig::new()
-        .profile(Profile::Baseline)
-        .skip_frames(false)
-        .intra_frame_period(IntraFramePeriod::from_num_frames(0))
-        .scene_change_detect(false)
-        .num_threads(1);
-    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config).unwrap();
-    let mut picture = vec![0u8; pattern.frame_len()];
-    (0..FRAMES)
-        .map(|n| {
-            pattern.render(u64::from(n + 13 * camera), &mut picture);
-            let yuv = YUVSlices::new(
-                pattern.planes(&picture),
-                (WIDTH, HEIGHT),
-                (WIDTH, WIDTH / 2, WIDTH / 2),
-            );
-            if n % KEYFRAME_INTERVAL == 0 {
-                encoder.force_intra_frame();
-            }
-            encoder.encode(&yuv).unwrap().to_vec()
-        })
-        .collect()
-}
 
 /// What the model gives offline for each access unit: (histogram, class map at `w`×`h`).
 struct Offline {
@@ -89,7 +39,7 @@ struct Offline {
 
 impl Offline {
     fn new() -> Self {
-        let engine = OnnxRuntimeEngine::load(&model(), &options()).unwrap();
+        let engine = OnnxRuntimeEngine::load(&model(), &engine_options()).unwrap();
         let preprocessor = Preprocessor::new(PreprocessParams::from(engine.manifest()));
         Self {
             engine,
@@ -173,33 +123,12 @@ async fn camera(addr: std::net::SocketAddr, index: u32, clip: Arc<Vec<Vec<u8>>>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_cameras_get_results_equal_to_the_offline_model() {
-    let clips: Vec<Arc<Vec<Vec<u8>>>> = (0..CAMERAS).map(|c| Arc::new(encode_clip(c))).collect();
+    let clips: Vec<Arc<Vec<Vec<u8>>>> = (0..CAMERAS)
+        .map(|c| Arc::new(encode_clip(c, FRAMES, KEYFRAME_INTERVAL)))
+        .collect();
 
-    let engine = OnnxRuntimeEngine::load(&model(), &options()).unwrap();
-    let config = PipelineConfig {
-        class_map_width: CLASS_MAP_WIDTH,
-        batching: BatcherConfig {
-            max_batch: 4,
-            max_wait: Duration::from_millis(5),
-            queue_per_stream: 4,
-        },
-        decode_queue: 16,
-        ..PipelineConfig::default()
-    };
-    let decoders =
-        Arc::new(|| Box::new(OpenH264Decoder::new(DecoderConfig::default())) as Box<dyn Decoder>);
-    let pipeline = Arc::new(Pipeline::start(config, Box::new(engine), decoders));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let counters = Arc::new(IngestCounters::default());
-    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(ShutdownPhase::Running);
-    let server = tokio::spawn(serve(
-        listener,
-        IngestConfig::default(),
-        Arc::clone(&pipeline),
-        Arc::clone(&counters),
-        shutdown_rx,
-    ));
+    let worker = RunningWorker::start(IngestConfig::default()).await;
+    let addr = worker.addr;
 
     let cameras: Vec<_> = clips
         .iter()
@@ -210,8 +139,8 @@ async fn eight_cameras_get_results_equal_to_the_offline_model() {
     for camera in cameras {
         replies.push(camera.await.unwrap().replies);
     }
-    shutdown.send(ShutdownPhase::Done).unwrap();
-    server.await.unwrap();
+    let pipeline = Arc::clone(&worker.pipeline);
+    worker.stop().await;
 
     let mut offline = Offline::new();
     let mut received = 0u64;

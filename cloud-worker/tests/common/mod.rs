@@ -1,6 +1,8 @@
 //! A simulated camera driven by the protocol core: handshake, media, and result reading.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod video;
+
 use flowcloud_core::framing::{Deframer, frame_into};
 use flowcloud_core::h264::{Packetizer, PacketizerConfig};
 use flowcloud_core::results::ResultView;
@@ -59,6 +61,29 @@ impl MediaSender {
             buf: vec![0; packetizer.max_packet_len() + 2],
             packetizer,
         }
+    }
+
+    pub fn with_budget(ssrc: u32, payload_budget: usize) -> Self {
+        let config = PacketizerConfig {
+            ssrc,
+            payload_budget,
+            ..Default::default()
+        };
+        let packetizer = Packetizer::new(config).unwrap();
+        Self {
+            buf: vec![0; packetizer.max_packet_len() + 2],
+            packetizer,
+        }
+    }
+
+    /// The access unit's packets, each framed, separately (to drop or cut one).
+    pub fn packets(&mut self, au: &[u8], rtp_timestamp: u32) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut packets = self.packetizer.packetize(au, rtp_timestamp).unwrap();
+        while let Some(n) = packets.next_framed(&mut self.buf).unwrap() {
+            out.push(self.buf[..n].to_vec());
+        }
+        out
     }
 
     pub fn frame(&mut self, au: &[u8], rtp_timestamp: u32) -> Vec<u8> {

@@ -1,0 +1,117 @@
+//! Real H.264 clips and a worker running the real pipeline, for end-to-end tests.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowcloud_tests::test_pattern::TestPattern;
+use flowcloud_worker::batching::BatcherConfig;
+use flowcloud_worker::decode::openh264::OpenH264Decoder;
+use flowcloud_worker::decode::{Decoder, DecoderConfig};
+use flowcloud_worker::engine::onnxruntime::{OnnxRuntimeEngine, OnnxRuntimeOptions};
+use flowcloud_worker::ingest::server::{IngestConfig, IngestCounters, ShutdownPhase, serve};
+use flowcloud_worker::pipeline::{Pipeline, PipelineConfig};
+use openh264::OpenH264API;
+use openh264::encoder::{Encoder, EncoderConfig, IntraFramePeriod, Profile};
+use openh264::formats::YUVSlices;
+use tokio::net::TcpListener;
+
+pub const WIDTH: usize = 160;
+pub const HEIGHT: usize = 120;
+pub const CLASS_MAP_WIDTH: u16 = 40;
+
+/// The batch-1 test model: batched or not, each image runs alone, so results compare bit for
+/// bit with a single offline run.
+pub fn model() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../engines/tiny/tiny-seg-b1.onnx"
+    ))
+}
+
+pub fn engine_options() -> OnnxRuntimeOptions {
+    OnnxRuntimeOptions {
+        intra_op_threads: std::num::NonZeroUsize::new(1),
+        ..Default::default()
+    }
+}
+
+/// `frames` access units of a moving pattern (shifted by `seed`), an IDR every
+/// `keyframe_interval`.
+pub fn encode_clip(seed: u32, frames: u32, keyframe_interval: u32) -> Vec<Vec<u8>> {
+    let pattern = TestPattern::new(WIDTH, HEIGHT).unwrap();
+    let config = EncoderConfig::new()
+        .profile(Profile::Baseline)
+        .skip_frames(false)
+        .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+        .scene_change_detect(false)
+        .num_threads(1);
+    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config).unwrap();
+    let mut picture = vec![0u8; pattern.frame_len()];
+    (0..frames)
+        .map(|n| {
+            pattern.render(u64::from(n + 13 * seed), &mut picture);
+            let yuv = YUVSlices::new(
+                pattern.planes(&picture),
+                (WIDTH, HEIGHT),
+                (WIDTH, WIDTH / 2, WIDTH / 2),
+            );
+            if n % keyframe_interval == 0 {
+                encoder.force_intra_frame();
+            }
+            encoder.encode(&yuv).unwrap().to_vec()
+        })
+        .collect()
+}
+
+/// A worker (ingest server + real pipeline) on 127.0.0.1.
+pub struct RunningWorker {
+    pub addr: std::net::SocketAddr,
+    pub pipeline: Arc<Pipeline>,
+    pub counters: Arc<IngestCounters>,
+    shutdown: tokio::sync::watch::Sender<ShutdownPhase>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RunningWorker {
+    pub async fn start(ingest: IngestConfig) -> Self {
+        let engine = OnnxRuntimeEngine::load(&model(), &engine_options()).unwrap();
+        let config = PipelineConfig {
+            class_map_width: CLASS_MAP_WIDTH,
+            batching: BatcherConfig {
+                max_batch: 4,
+                max_wait: Duration::from_millis(5),
+                queue_per_stream: 4,
+            },
+            decode_queue: 16,
+            ..PipelineConfig::default()
+        };
+        let decoders = Arc::new(|| {
+            Box::new(OpenH264Decoder::new(DecoderConfig::default())) as Box<dyn Decoder>
+        });
+        let pipeline = Arc::new(Pipeline::start(config, Box::new(engine), decoders));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let counters = Arc::new(IngestCounters::default());
+        let (shutdown, rx) = tokio::sync::watch::channel(ShutdownPhase::Running);
+        let server = tokio::spawn(serve(
+            listener,
+            ingest,
+            Arc::clone(&pipeline),
+            Arc::clone(&counters),
+            rx,
+        ));
+        Self {
+            addr,
+            pipeline,
+            counters,
+            shutdown,
+            server,
+        }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(ShutdownPhase::Done);
+        let _ = self.server.await;
+    }
+}
