@@ -29,8 +29,10 @@ use crate::decode::{DecodeOutcome, Decoder};
 use crate::engine::{ClassSet, Engine, InputBatch};
 use crate::frame::I420Frame;
 use crate::ingest::server::{FrameResult, Outbound, StreamInput, Streams};
+use crate::metrics::{DropReason, FrameStage, Metrics, QueueKind, Stage};
 use crate::post;
 use crate::preprocess::{PreprocessParams, Preprocessor};
+use crate::storage::ResultStore;
 
 /// Makes a decoder for each new stream.
 pub type DecoderFactory = Arc<dyn Fn() -> Box<dyn Decoder> + Send + Sync>;
@@ -58,6 +60,23 @@ impl Default for PipelineConfig {
             keyframes: KeyframeGateConfig::default(),
         }
     }
+}
+
+/// Optional parts of the pipeline.
+#[derive(Default)]
+pub struct PipelineExtras {
+    /// Per-stream Prometheus metrics.
+    pub metrics: Option<Arc<Metrics>>,
+    /// Keep class maps (and overlays) of every result on disk.
+    pub storage: Option<ResultStorage>,
+}
+
+/// Result storage and how overlays are drawn.
+pub struct ResultStorage {
+    /// Where and what to store.
+    pub store: ResultStore,
+    /// Weight of the class colours over the frame in overlays, 0..=1.
+    pub overlay_alpha: f32,
 }
 
 /// Counters across all streams.
@@ -91,6 +110,8 @@ struct Decoded {
     rtp_timestamp: u32,
     frame: I420Frame,
     decode_us: u32,
+    /// When its access unit came off the network.
+    received: Instant,
 }
 
 struct StreamEntry {
@@ -106,6 +127,7 @@ struct Shared {
     decode_threads: Mutex<HashMap<u64, JoinHandle<()>>>,
     counters: PipelineCounters,
     decoders: DecoderFactory,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The decode → batch → infer → post pipeline; implements [`Streams`] for the ingest server.
@@ -121,6 +143,17 @@ impl Pipeline {
         engine: Box<dyn Engine>,
         decoders: DecoderFactory,
     ) -> Self {
+        Self::start_with(config, engine, decoders, PipelineExtras::default())
+    }
+
+    /// Like [`Pipeline::start`], with metrics and result storage.
+    pub fn start_with(
+        config: PipelineConfig,
+        engine: Box<dyn Engine>,
+        decoders: DecoderFactory,
+        extras: PipelineExtras,
+    ) -> Self {
+        let PipelineExtras { metrics, storage } = extras;
         let shared = Arc::new(Shared {
             config,
             batcher: Batcher::new(config.batching),
@@ -128,12 +161,13 @@ impl Pipeline {
             decode_threads: Mutex::new(HashMap::new()),
             counters: PipelineCounters::default(),
             decoders,
+            metrics,
         });
         let inference = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("inference".into())
-                .spawn(move || run_inference(&shared, engine))
+                .spawn(move || run_inference(&shared, engine, storage))
                 .ok()
         };
         Self {
@@ -192,6 +226,7 @@ pub struct PipelineStream {
     jobs: Option<SyncSender<Job>>,
     /// A job could not be queued: tell the decoder before the next access unit.
     pending_loss: bool,
+    name: String,
     shared: Arc<Shared>,
 }
 
@@ -200,6 +235,7 @@ enum Job {
         data: Vec<u8>,
         rtp_timestamp: u32,
         keyframe: bool,
+        received: Instant,
     },
     Loss,
 }
@@ -215,11 +251,14 @@ impl PipelineStream {
 }
 
 impl StreamInput for PipelineStream {
-    fn access_unit(&mut self, access_unit: &AccessUnit<'_>, _received: Instant) {
+    fn access_unit(&mut self, access_unit: &AccessUnit<'_>, received: Instant) {
         self.shared
             .counters
             .received
             .fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.shared.metrics {
+            m.frame(&self.name, FrameStage::Received);
+        }
         if self.pending_loss && self.send(Job::Loss) {
             self.pending_loss = false;
         }
@@ -227,6 +266,7 @@ impl StreamInput for PipelineStream {
             data: access_unit.data.to_vec(),
             rtp_timestamp: access_unit.rtp_timestamp,
             keyframe: access_unit.keyframe,
+            received,
         };
         if !self.send(job) {
             // The decoder is behind: this access unit is gone, so the ones that refer to it
@@ -235,11 +275,17 @@ impl StreamInput for PipelineStream {
                 .counters
                 .dropped_decode_queue
                 .fetch_add(1, Ordering::Relaxed);
+            if let Some(m) = &self.shared.metrics {
+                m.dropped(&self.name, DropReason::DecodeQueueFull);
+            }
             self.pending_loss = true;
         }
     }
 
     fn loss(&mut self, _loss: &Loss) {
+        if let Some(m) = &self.shared.metrics {
+            m.dropped(&self.name, DropReason::Lost);
+        }
         if !self.send(Job::Loss) {
             self.pending_loss = true;
         }
@@ -285,6 +331,7 @@ impl Streams for Pipeline {
             id,
             jobs: Some(tx),
             pending_loss: false,
+            name: cname.to_owned(),
             shared: Arc::clone(shared),
         }
     }
@@ -317,6 +364,9 @@ impl Streams for Pipeline {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&stream.id);
+        if let Some(m) = &self.shared.metrics {
+            m.remove_stream(&stream.name);
+        }
     }
 }
 
@@ -328,6 +378,14 @@ fn run_decoder(
     outbound: &mpsc::Sender<Outbound>,
 ) {
     let counters = &shared.counters;
+    let metrics = shared.metrics.as_deref();
+    let name = shared
+        .streams
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&id)
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
     let mut gate = KeyframeGate::new(shared.config.keyframes, Instant::now());
     let mut frame = I420Frame::filled(0, 0, (0, 0, 0));
     loop {
@@ -346,29 +404,52 @@ fn run_decoder(
                 data,
                 rtp_timestamp,
                 keyframe,
+                received,
             }) => {
                 if gate.admit(&data, keyframe, now) == Admit::Drop {
                     counters
                         .dropped_waiting_for_keyframe
                         .fetch_add(1, Ordering::Relaxed);
+                    if let Some(m) = metrics {
+                        m.dropped(&name, DropReason::WaitingForKeyframe);
+                    }
                 } else {
                     let started = Instant::now();
                     match decoder.decode(&data, &mut frame) {
                         Ok(DecodeOutcome::Frame) => {
                             counters.decoded.fetch_add(1, Ordering::Relaxed);
+                            let decode_time = started.elapsed();
                             let decoded = Decoded {
                                 rtp_timestamp,
                                 frame: frame.clone(),
-                                decode_us: micros(started.elapsed()),
+                                decode_us: micros(decode_time),
+                                received,
                             };
-                            if shared.batcher.push(id, decoded).is_some() {
+                            let dropped = shared.batcher.push(id, decoded).is_some();
+                            if dropped {
                                 counters.dropped_batch_queue.fetch_add(1, Ordering::Relaxed);
+                            }
+                            if let Some(m) = metrics {
+                                m.frame(&name, FrameStage::Decoded);
+                                m.observe_stage(Stage::Decode, decode_time);
+                                m.set_queue_depth(
+                                    QueueKind::Batch,
+                                    &name,
+                                    shared.batcher.queued(&id),
+                                );
+                                if dropped {
+                                    m.dropped(&name, DropReason::BatchQueueFull);
+                                }
                             }
                         }
                         Ok(DecodeOutcome::NoPicture) => {}
                         Err(e) => {
                             warn!(stream = id, error = %e, "decode failed; waiting for a keyframe");
                             counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                            if let Some(m) = metrics {
+                                m.dropped(&name, DropReason::DecodeError);
+                                m.decoder_reset(&name);
+                            }
                             decoder.reset();
                             gate.on_decode_error(now);
                         }
@@ -379,6 +460,9 @@ fn run_decoder(
         }
         if gate.poll_pli(Instant::now()) {
             counters.plis.fetch_add(1, Ordering::Relaxed);
+            if let Some(m) = metrics {
+                m.pli(&name);
+            }
             debug!(stream = id, "asking for a keyframe");
             let _ = outbound.try_send(Outbound::KeyframeRequest);
         }
@@ -392,34 +476,36 @@ fn class_table(classes: ClassSet) -> ClassTable {
     }
 }
 
-fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>) {
+fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>, mut storage: Option<ResultStorage>) {
     let manifest = engine.manifest().clone();
-    let classes = class_table(manifest.classes).num_classes();
+    let table = class_table(manifest.classes);
+    let classes = table.num_classes();
     let mut preprocessor = Preprocessor::new(PreprocessParams::from(&manifest));
     let per_image = PreprocessParams::from(&manifest).output_len();
     let (mut batch, mut input, mut logits) = (Vec::new(), Vec::new(), Vec::new());
     let (mut class_map, mut small_map) = (Vec::new(), Vec::new());
+    let (mut colors, mut overlay) = (Vec::new(), Vec::new());
     let mut histogram = vec![0u32; classes];
+    // Per stream: frames stored so far, and results since the last fps update.
+    let mut stored_frames: HashMap<u64, u64> = HashMap::new();
+    let mut rates: HashMap<u64, (Instant, u32)> = HashMap::new();
     let counters = &shared.counters;
+    let metrics = shared.metrics.as_deref();
     while shared.batcher.next_batch(&mut batch) {
         let started = Instant::now();
         input.resize(batch.len() * per_image, 0.0);
         let mut ok = true;
         for (i, (_, decoded)) in batch.iter().enumerate() {
-            if let Err(e) = preprocessor.run_frame(
-                &decoded.frame,
-                &mut input[i * per_image..(i + 1) * per_image],
-            ) {
+            let out = &mut input[i * per_image..(i + 1) * per_image];
+            if let Err(e) = preprocessor.run_frame(&decoded.frame, out) {
                 warn!(error = %e, "preprocess failed");
                 ok = false;
             }
         }
-        let preprocess_us = micros(started.elapsed());
+        let preprocess_time = started.elapsed();
         let infer_started = Instant::now();
-        let shape = match engine.infer(
-            &InputBatch::for_manifest(&manifest, batch.len(), &input),
-            &mut logits,
-        ) {
+        let batch_input = InputBatch::for_manifest(&manifest, batch.len(), &input);
+        let shape = match engine.infer(&batch_input, &mut logits) {
             Ok(shape) if ok && shape.n == batch.len() => shape,
             Ok(_) => {
                 counters.failed_batches.fetch_add(1, Ordering::Relaxed);
@@ -431,35 +517,36 @@ fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>) {
                 continue;
             }
         };
-        let infer_us = micros(infer_started.elapsed()).saturating_add(preprocess_us);
+        let infer_time = infer_started.elapsed();
+        // A frame's inference time is its batch's (with preprocessing): what it waited for.
+        let infer_us = micros(infer_time + preprocess_time);
         counters
             .inferred
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if let Some(m) = metrics {
+            m.observe_batch_size(batch.len());
+            m.observe_stage(Stage::Preprocess, preprocess_time);
+            m.observe_stage(Stage::Infer, infer_time);
+        }
         let per_logits = shape.classes * shape.height * shape.width;
         for (i, (stream, decoded)) in batch.drain(..).enumerate() {
             let post_started = Instant::now();
             let (w, h) = (decoded.frame.width as usize, decoded.frame.height as usize);
             class_map.resize(w * h, 0);
             let image_logits = &logits[i * per_logits..(i + 1) * per_logits];
-            let result = post::upsample_argmax(
-                image_logits,
-                shape.classes,
-                shape.height,
-                shape.width,
-                h,
-                w,
-                &mut class_map,
-            )
-            .and_then(|()| post::histogram(&class_map, classes, &mut histogram))
-            .and_then(|_| {
-                small_class_map(
-                    &class_map,
-                    w,
-                    h,
-                    shared.config.class_map_width,
-                    &mut small_map,
-                )
-            });
+            let (lh, lw) = (shape.height, shape.width);
+            let result =
+                post::upsample_argmax(image_logits, shape.classes, lh, lw, h, w, &mut class_map)
+                    .and_then(|()| post::histogram(&class_map, classes, &mut histogram))
+                    .and_then(|_| {
+                        small_class_map(
+                            &class_map,
+                            w,
+                            h,
+                            shared.config.class_map_width,
+                            &mut small_map,
+                        )
+                    });
             let small = match result {
                 Ok(small) => small,
                 Err(e) => {
@@ -468,35 +555,113 @@ fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>) {
                     continue;
                 }
             };
+            let post_time = post_started.elapsed();
             let frame_result = FrameResult {
                 rtp_timestamp: decoded.rtp_timestamp,
                 decode_us: decoded.decode_us,
                 infer_us,
-                post_us: micros(post_started.elapsed()),
+                post_us: micros(post_time),
                 map_width: u16::try_from(w).unwrap_or(u16::MAX),
                 map_height: u16::try_from(h).unwrap_or(u16::MAX),
                 histogram: histogram.clone(),
                 class_map: small.map(|(sw, sh)| (sw, sh, small_map.clone())),
             };
-            let streams = shared
-                .streams
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let sent = streams.get(&stream).is_some_and(|entry| {
-                entry
-                    .outbound
-                    .try_send(Outbound::Result(frame_result))
-                    .is_ok()
-            });
-            drop(streams);
+            let (sent, name) = {
+                let streams = shared
+                    .streams
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                match streams.get(&stream) {
+                    Some(entry) => (
+                        entry
+                            .outbound
+                            .try_send(Outbound::Result(frame_result))
+                            .is_ok(),
+                        Some(entry.name.clone()),
+                    ),
+                    None => (false, None),
+                }
+            };
             let counter = if sent {
                 &counters.returned
             } else {
                 &counters.dropped_results
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            if let (Some(m), Some(name)) = (metrics, &name) {
+                m.frame(name, FrameStage::Inferred);
+                m.observe_stage(Stage::Post, post_time);
+                if sent {
+                    m.frame(name, FrameStage::Returned);
+                    m.observe_stage(Stage::Total, decoded.received.elapsed());
+                }
+                let (since, count) = rates.entry(stream).or_insert((Instant::now(), 0));
+                *count += 1;
+                let elapsed = since.elapsed();
+                if elapsed >= Duration::from_secs(1) {
+                    m.set_stream_fps(name, f64::from(*count) / elapsed.as_secs_f64());
+                    (*since, *count) = (Instant::now(), 0);
+                }
+            }
+            if let (Some(storage), Some(name)) = (storage.as_mut(), &name) {
+                let index = stored_frames.entry(stream).or_insert(0);
+                let overlay_rgb = if storage.store.config().overlays {
+                    colors.resize(w * h * 3, 0);
+                    overlay.resize(w * h * 3, 0);
+                    let f = &decoded.frame;
+                    post::colorize(&class_map, table, &mut colors)
+                        .and_then(|()| {
+                            post::blend_over_i420(
+                                &f.y,
+                                &f.u,
+                                &f.v,
+                                w,
+                                h,
+                                &colors,
+                                storage.overlay_alpha,
+                                &mut overlay,
+                            )
+                        })
+                        .map_err(|e| warn!(error = %e, "overlay not drawn"))
+                        .ok()
+                        .map(|()| overlay.as_slice())
+                } else {
+                    None
+                };
+                let stored = storage.store.store(
+                    name,
+                    decoded.rtp_timestamp,
+                    *index,
+                    &class_map,
+                    w as u32,
+                    h as u32,
+                    table,
+                    overlay_rgb,
+                );
+                if let Err(e) = stored {
+                    warn!(stream = %name, error = %e, "result not stored");
+                }
+                *index += 1;
+            }
+        }
+        // Forget closed streams, so these maps stay as small as the set of open ones.
+        if rates.len() + stored_frames.len() > 2 * batch_streams_open(shared) {
+            let open = shared
+                .streams
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            rates.retain(|id, _| open.contains_key(id));
+            stored_frames.retain(|id, _| open.contains_key(id));
         }
     }
+}
+
+fn batch_streams_open(shared: &Shared) -> usize {
+    shared
+        .streams
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .len()
 }
 
 /// The downscaled class map for a result: `class_map_width` wide (never wider than the frame),

@@ -48,6 +48,18 @@ impl Offline {
     }
 
     fn results(&mut self, clip: &[Vec<u8>], map: (u16, u16)) -> Vec<(Vec<u32>, Vec<u8>)> {
+        self.full_results(clip, map)
+            .into_iter()
+            .map(|(h, small, _)| (h, small))
+            .collect()
+    }
+
+    /// Histogram, downscaled class map, and full-resolution class map per access unit.
+    fn full_results(
+        &mut self,
+        clip: &[Vec<u8>],
+        map: (u16, u16),
+    ) -> Vec<(Vec<u32>, Vec<u8>, Vec<u8>)> {
         let mut decoder = OpenH264Decoder::new(DecoderConfig::default());
         let mut frame = I420Frame::filled(0, 0, (0, 0, 0));
         let manifest = self.engine.manifest().clone();
@@ -81,7 +93,7 @@ impl Offline {
                 let (w, h) = (usize::from(map.0), usize::from(map.1));
                 let mut small = vec![0u8; w * h];
                 post::downscale_nearest(&class_map, WIDTH, HEIGHT, w, h, &mut small).unwrap();
-                (histogram, small)
+                (histogram, small, class_map)
             })
             .collect()
     }
@@ -196,4 +208,87 @@ async fn eight_cameras_get_results_equal_to_the_offline_model() {
         received >= sent * 9 / 10,
         "a paced clean run loses at most 10%: {received}/{sent}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_are_stored_as_cityscapes_pngs_and_counted_in_metrics() {
+    use flowcloud_worker::metrics::Metrics;
+    use flowcloud_worker::pipeline::{PipelineExtras, ResultStorage};
+    use flowcloud_worker::storage::{LabelFormat, ResultStore, StorageConfig};
+
+    let root = std::env::temp_dir().join(format!("flowcloud-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let store = ResultStore::new(
+        root.clone(),
+        StorageConfig {
+            class_maps: Some(LabelFormat::TrainIds),
+            overlays: true,
+            max_files_per_stream: 5,
+        },
+    )
+    .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let extras = PipelineExtras {
+        metrics: Some(Arc::clone(&metrics)),
+        storage: Some(ResultStorage {
+            store,
+            overlay_alpha: 0.5,
+        }),
+    };
+    let worker = RunningWorker::start_with(IngestConfig::default(), extras).await;
+    let clip = Arc::new(encode_clip(3, FRAMES, KEYFRAME_INTERVAL));
+    let running = tokio::spawn(camera(worker.addr, 0, Arc::clone(&clip)));
+    // Per-stream series exist while the camera is connected (they go with it).
+    let returned =
+        format!("flowcloud_frames_total{{stream=\"camera-0\",stage=\"returned\"}} {FRAMES}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut text = metrics.encode();
+    while !text.contains(&returned) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        text = metrics.encode();
+    }
+    assert!(text.contains(&returned), "{text}");
+    assert!(
+        text.contains("flowcloud_stage_seconds_count{stage=\"infer\"}"),
+        "{text}"
+    );
+    let replies = running.await.unwrap().replies;
+    worker.stop().await;
+    assert_eq!(replies.results.len(), FRAMES as usize);
+
+    // Retention keeps the last five frames: class map and overlay each.
+    let dir = root.join("camera-0");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let maps: Vec<&String> = names
+        .iter()
+        .filter(|n| n.ends_with("_gtFine_trainIds.png"))
+        .collect();
+    let overlays = names.iter().filter(|n| n.ends_with("_overlay.png")).count();
+    assert_eq!((maps.len(), overlays), (5, 5), "{names:?}");
+
+    // The newest stored class map is the offline model's, pixel for pixel.
+    let last = FRAMES - 1;
+    assert_eq!(
+        maps[4],
+        &format!("{:08}_{}_gtFine_trainIds.png", last, last * 3000)
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(dir.join(maps[4])).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0u8; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((info.width as usize, info.height as usize), (WIDTH, HEIGHT));
+    let expected = Offline::new().full_results(&clip, (CLASS_MAP_WIDTH, 30));
+    assert_eq!(&pixels[..WIDTH * HEIGHT], &expected[last as usize].2[..]);
+
+    assert!(
+        !metrics.encode().contains("camera-0"),
+        "a closed stream's series are removed"
+    );
+    let _ = std::fs::remove_dir_all(&root);
 }

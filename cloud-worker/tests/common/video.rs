@@ -10,7 +10,7 @@ use flowcloud_worker::decode::openh264::OpenH264Decoder;
 use flowcloud_worker::decode::{Decoder, DecoderConfig};
 use flowcloud_worker::engine::onnxruntime::{OnnxRuntimeEngine, OnnxRuntimeOptions};
 use flowcloud_worker::ingest::server::{IngestConfig, IngestCounters, ShutdownPhase, serve};
-use flowcloud_worker::pipeline::{Pipeline, PipelineConfig};
+use flowcloud_worker::pipeline::{Pipeline, PipelineConfig, PipelineExtras};
 use openh264::OpenH264API;
 use openh264::encoder::{Encoder, EncoderConfig, IntraFramePeriod, Profile};
 use openh264::formats::YUVSlices;
@@ -75,6 +75,10 @@ pub struct RunningWorker {
 
 impl RunningWorker {
     pub async fn start(ingest: IngestConfig) -> Self {
+        Self::start_with(ingest, PipelineExtras::default()).await
+    }
+
+    pub async fn start_with(ingest: IngestConfig, extras: PipelineExtras) -> Self {
         let engine = OnnxRuntimeEngine::load(&model(), &engine_options()).unwrap();
         let config = PipelineConfig {
             class_map_width: CLASS_MAP_WIDTH,
@@ -89,7 +93,12 @@ impl RunningWorker {
         let decoders = Arc::new(|| {
             Box::new(OpenH264Decoder::new(DecoderConfig::default())) as Box<dyn Decoder>
         });
-        let pipeline = Arc::new(Pipeline::start(config, Box::new(engine), decoders));
+        let pipeline = Arc::new(Pipeline::start_with(
+            config,
+            Box::new(engine),
+            decoders,
+            extras,
+        ));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let counters = Arc::new(IngestCounters::default());
@@ -110,7 +119,14 @@ impl RunningWorker {
         }
     }
 
+    /// The worker's graceful shutdown: stop reading, finish every frame in flight (results
+    /// still go out and are stored), then close the connections.
     pub async fn stop(self) {
+        let _ = self.shutdown.send(ShutdownPhase::Draining);
+        let pipeline = Arc::clone(&self.pipeline);
+        tokio::task::spawn_blocking(move || pipeline.shutdown())
+            .await
+            .unwrap();
         let _ = self.shutdown.send(ShutdownPhase::Done);
         let _ = self.server.await;
     }
