@@ -237,22 +237,41 @@ async fn results_are_stored_as_cityscapes_pngs_and_counted_in_metrics() {
     };
     let worker = RunningWorker::start_with(IngestConfig::default(), extras).await;
     let clip = Arc::new(encode_clip(3, FRAMES, KEYFRAME_INTERVAL));
-    let running = tokio::spawn(camera(worker.addr, 0, Arc::clone(&clip)));
-    // Per-stream series exist while the camera is connected (they go with it).
+    // Stream the clip and read every result, staying connected: per-stream series go with
+    // the connection.
+    let mut socket = TcpStream::connect(worker.addr).await.unwrap();
+    socket
+        .write_all(&handshake(0x5000, "camera-0"))
+        .await
+        .unwrap();
+    let mut sender = MediaSender::new(0x5000);
+    for (n, au) in clip.iter().enumerate() {
+        socket
+            .write_all(&sender.frame(au, n as u32 * 3000))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut reader = ReplyReader::new();
+    let mut buf = vec![0u8; 65536];
+    while reader.replies.results.len() < FRAMES as usize {
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        reader.push(&buf[..n]);
+    }
+    let text = metrics.encode();
     let returned =
         format!("flowcloud_frames_total{{stream=\"camera-0\",stage=\"returned\"}} {FRAMES}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut text = metrics.encode();
-    while !text.contains(&returned) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        text = metrics.encode();
-    }
     assert!(text.contains(&returned), "{text}");
     assert!(
         text.contains("flowcloud_stage_seconds_count{stage=\"infer\"}"),
         "{text}"
     );
-    let replies = running.await.unwrap().replies;
+    let replies = reader.replies;
+    drop(socket);
     worker.stop().await;
     assert_eq!(replies.results.len(), FRAMES as usize);
 
