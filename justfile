@@ -29,6 +29,7 @@ test: setup
     {{ just_executable() }} fuzz-check
     {{ just_executable() }} fuzz 60
     cargo bench -p flowcloud-core --locked -- --test
+    cargo bench -p flowcloud-worker --locked --bench pipeline -- --test
 
 # Compile every fuzz target of the protocol core (nightly).
 fuzz-build: _fuzz-crate
@@ -53,9 +54,10 @@ fuzz seconds="60": _fuzz-crate
         cargo +nightly fuzz run "$target" "${dirs[@]}" -- -max_total_time={{ seconds }}
     done
 
-# Run the protocol core's benchmarks (criterion).
+# Run the benchmarks: the protocol core (criterion) and the worker's CPU path against ONNX Runtime from Python.
 bench:
     cargo bench -p flowcloud-core --locked
+    cargo bench -p flowcloud-worker --locked --bench pipeline
 
 # Build the API documentation of the workspace.
 doc:

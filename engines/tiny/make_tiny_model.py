@@ -21,6 +21,10 @@ tests build the same input), as little-endian float32 in NCHW order, 2 x 19 x 16
 Regenerate (from the repository root, after .ci/python-env.sh):
 
     .venv/bin/python engines/tiny/make_tiny_model.py
+
+`--size S` builds the same network and weights for an S x S input instead (logits ceil(S/8)
+square) and writes only tiny-seg-S.onnx and tiny-seg-S.toml, e.g. `--size 520` for the
+benchmark's DeepLabV3-sized input (cloud-worker/benches/pipeline.rs).
 """
 
 import argparse
@@ -38,21 +42,21 @@ IR_VERSION = 8  # the IR of opset 17; readable by every ONNX Runtime from 1.11 o
 EXPECTED_BATCH = 2
 
 
-def formula_input(n: int) -> np.ndarray:
+def formula_input(n: int, size: int = SIZE) -> np.ndarray:
     """The fixed test input, exactly representable in float32.
 
     x[b, c, h, w] = ((h * w + 3c + 11b + 5h) mod 23) / 11 - 1
     """
     b, c, h, w = np.meshgrid(
-        np.arange(n), np.arange(3), np.arange(SIZE), np.arange(SIZE), indexing="ij"
+        np.arange(n), np.arange(3), np.arange(size), np.arange(size), indexing="ij"
     )
     return (((h * w + 3 * c + 11 * b + 5 * h) % 23).astype(np.float32) / 11.0 - 1.0).astype(
         np.float32
     )
 
 
-def build_model(batch) -> onnx.ModelProto:
-    """The network; `batch` is the batch dimension: "N" (dynamic) or 1."""
+def build_model(batch, size: int = SIZE, graph_name: str = NAME) -> onnx.ModelProto:
+    """The network for a `size` x `size` input; `batch` is the batch dimension: "N" (dynamic) or 1."""
     rng = np.random.default_rng(42)
     # (in, out, kernel, stride, dilation, relu)
     layers = [
@@ -82,10 +86,10 @@ def build_model(batch) -> onnx.ModelProto:
             y = f"relu{i}"
         x = y
 
-    out = SIZE // 8
+    out = -(-size // 8)
     graph = helper.make_graph(
-        nodes, NAME,
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, SIZE, SIZE])],
+        nodes, graph_name,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, size, size])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, NUM_CLASSES, out, out])],
         initializer=inits)
     model = helper.make_model(
@@ -96,14 +100,14 @@ def build_model(batch) -> onnx.ModelProto:
     return model
 
 
-def manifest(name: str) -> str:
+def manifest(name: str, size: int = SIZE) -> str:
     return f"""\
 # Manifest of {name}.onnx, written by make_tiny_model.py (a test fixture with random weights).
 name = "{name}"
 input_name = "input"
 output_name = "logits"
-input_width = {SIZE}
-input_height = {SIZE}
+input_width = {size}
+input_height = {size}
 channel_order = "rgb"
 mean = [0.485, 0.456, 0.406]
 std = [0.229, 0.224, 0.225]
@@ -116,10 +120,17 @@ precision = "fp32"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent)
+    parser.add_argument("--size", type=int, default=SIZE,
+                        help=f"input side in pixels (default {SIZE}); other sizes write only "
+                             "tiny-seg-SIZE.onnx and tiny-seg-SIZE.toml")
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
     import onnxruntime as ort
+
+    if args.size != SIZE:
+        write_sized(args.out_dir, args.size, ort)
+        return
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -144,6 +155,24 @@ def main() -> None:
     logits.astype("<f4").tofile(args.out_dir / f"{NAME}.expected.bin")
     print(f"wrote {NAME}.expected.bin (onnxruntime {ort.__version__}; logits mean "
           f"{logits.mean():.4f}, std {logits.std():.4f})")
+
+
+def write_sized(out_dir: Path, size: int, ort) -> None:
+    """tiny-seg-SIZE.onnx (dynamic batch) and its manifest: the same weights at another size."""
+    if not 8 <= size <= 8192:
+        raise SystemExit(f"--size {size}: must be 8..8192")
+    name = f"{NAME}-{size}"
+    onnx_path = out_dir / f"{name}.onnx"
+    onnx_path.write_bytes(build_model("N", size, name).SerializeToString())
+    (out_dir / f"{name}.toml").write_text(manifest(name, size))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    (logits,) = sess.run(["logits"], {"input": formula_input(1, size)})
+    out = -(-size // 8)
+    assert logits.shape == (1, NUM_CLASSES, out, out), logits.shape
+    print(f"wrote {onnx_path} ({onnx_path.stat().st_size} bytes) and {name}.toml "
+          f"(logits 1 x {NUM_CLASSES} x {out} x {out})")
 
 
 if __name__ == "__main__":
