@@ -106,6 +106,9 @@ pub struct LimitsConfig {
     /// Access units buffered per stream ahead of the decoder before new ones are dropped.
     /// Default 8.
     pub decode_queue: usize,
+    /// Bytes of access units buffered per stream ahead of the decoder (the connection's byte
+    /// budget) before new ones are dropped. Default 32 MiB.
+    pub decode_queue_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -118,6 +121,7 @@ impl Default for LimitsConfig {
             max_width: 4096,
             max_height: 4096,
             decode_queue: 8,
+            decode_queue_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -454,6 +458,12 @@ impl WorkerConfig {
             }
         }
         at_least_one("limits.decode_queue", limits.decode_queue)?;
+        if limits.decode_queue_bytes < limits.max_access_unit_bytes {
+            return Err(invalid(
+                "limits.decode_queue_bytes",
+                "must hold at least one access unit (limits.max_access_unit_bytes)",
+            ));
+        }
 
         if model.path.as_os_str().is_empty() {
             return Err(invalid("model.path", "must not be empty"));
@@ -559,6 +569,11 @@ pub struct Cli {
     /// [limits.decode_queue; default 8].
     #[arg(long, value_name = "N", env = "FLOWCLOUD_DECODE_QUEUE")]
     pub decode_queue: Option<usize>,
+
+    /// Bytes buffered per stream before the decoder, the connection's byte budget; more are
+    /// dropped [limits.decode_queue_bytes; default 32 MiB].
+    #[arg(long, value_name = "BYTES", env = "FLOWCLOUD_DECODE_QUEUE_BYTES")]
+    pub decode_queue_bytes: Option<usize>,
 
     /// The .onnx model; its manifest (same name, .toml) sits next to it
     /// [model.path; default model.onnx].
@@ -682,6 +697,7 @@ impl Cli {
         set(&mut limits.max_width, self.max_width);
         set(&mut limits.max_height, self.max_height);
         set(&mut limits.decode_queue, self.decode_queue);
+        set(&mut limits.decode_queue_bytes, self.decode_queue_bytes);
         set(&mut model.path, self.model);
         set(&mut model.threads, self.model_threads);
         set(&mut batching.max_batch, self.max_batch);
@@ -766,6 +782,7 @@ max_access_unit_bytes = 1048576
 max_width = 1920
 max_height = 1080
 decode_queue = 3
+decode_queue_bytes = 4194304
 
 [model]
 path = "/models/deeplab.onnx"
@@ -808,6 +825,7 @@ filter = "warn,flowcloud_worker=debug"
                 max_width: 1920,
                 max_height: 1080,
                 decode_queue: 3,
+                decode_queue_bytes: 4 << 20,
             },
             model: ModelConfig {
                 path: "/models/deeplab.onnx".into(),
@@ -1057,6 +1075,7 @@ filter = "warn,flowcloud_worker=debug"
             "--max-width=1920",
             "--max-height=1080",
             "--decode-queue=3",
+            "--decode-queue-bytes=4194304",
             "--model=/models/deeplab.onnx",
             "--model-threads=2",
             "--max-batch=8",
@@ -1106,8 +1125,8 @@ filter = "warn,flowcloud_worker=debug"
             .get_arguments()
             .filter_map(|arg| arg.get_long().map(str::to_owned))
             .collect::<Vec<_>>();
-        // One flag per config field (23), plus --config, --print-config, --no-storage.
-        assert_eq!(flags.len(), 26, "{flags:?}");
+        // One flag per config field (24), plus --config, --print-config, --no-storage.
+        assert_eq!(flags.len(), 27, "{flags:?}");
         for flag in [
             "config",
             "print-config",
@@ -1120,6 +1139,7 @@ filter = "warn,flowcloud_worker=debug"
             "max-width",
             "max-height",
             "decode-queue",
+            "decode-queue-bytes",
             "model",
             "model-threads",
             "max-batch",

@@ -12,7 +12,7 @@
 //! when full, and a dropped access unit makes the stream wait for a keyframe, as a loss does.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -42,6 +42,9 @@ pub type DecoderFactory = Arc<dyn Fn() -> Box<dyn Decoder> + Send + Sync>;
 pub struct PipelineConfig {
     /// Access units queued per stream for its decoder before new ones are dropped.
     pub decode_queue: usize,
+    /// Bytes of access units queued per stream for its decoder before new ones are dropped:
+    /// the connection's byte budget (each access unit may be up to 8 MiB).
+    pub decode_queue_bytes: usize,
     /// Batching across streams.
     pub batching: BatcherConfig,
     /// Width of the class map sent back with each result; 0 sends none. The height keeps the
@@ -55,6 +58,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             decode_queue: 8,
+            decode_queue_bytes: 32 << 20,
             batching: BatcherConfig::default(),
             class_map_width: 64,
             keyframes: KeyframeGateConfig::default(),
@@ -226,8 +230,19 @@ pub struct PipelineStream {
     jobs: Option<SyncSender<Job>>,
     /// A job could not be queued: tell the decoder before the next access unit.
     pending_loss: bool,
+    /// Bytes queued for the decode thread, which subtracts what it takes.
+    queued_bytes: Arc<AtomicUsize>,
     name: String,
     shared: Arc<Shared>,
+}
+
+impl Job {
+    fn bytes(&self) -> usize {
+        match self {
+            Self::AccessUnit { data, .. } => data.len(),
+            Self::Loss => 0,
+        }
+    }
 }
 
 enum Job {
@@ -243,8 +258,16 @@ enum Job {
 impl PipelineStream {
     fn send(&mut self, job: Job) -> bool {
         let Some(jobs) = &self.jobs else { return false };
+        let bytes = job.bytes();
+        let budget = self.shared.config.decode_queue_bytes;
+        if bytes > 0 && self.queued_bytes.load(Ordering::Relaxed) + bytes > budget {
+            return false;
+        }
         match jobs.try_send(job) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+                true
+            }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
         }
     }
@@ -310,11 +333,13 @@ impl Streams for Pipeline {
             );
         let (tx, rx) = sync_channel(shared.config.decode_queue.max(1));
         let decoder = (shared.decoders)();
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let thread = {
             let shared = Arc::clone(shared);
+            let queued_bytes = Arc::clone(&queued_bytes);
             std::thread::Builder::new()
                 .name(format!("decode-{id}"))
-                .spawn(move || run_decoder(&shared, id, &rx, decoder, &outbound))
+                .spawn(move || run_decoder(&shared, id, &rx, &queued_bytes, decoder, &outbound))
         };
         match thread {
             Ok(handle) => {
@@ -331,6 +356,7 @@ impl Streams for Pipeline {
             id,
             jobs: Some(tx),
             pending_loss: false,
+            queued_bytes,
             name: cname.to_owned(),
             shared: Arc::clone(shared),
         }
@@ -374,6 +400,7 @@ fn run_decoder(
     shared: &Shared,
     id: u64,
     jobs: &Receiver<Job>,
+    queued_bytes: &AtomicUsize,
     mut decoder: Box<dyn Decoder>,
     outbound: &mpsc::Sender<Outbound>,
 ) {
@@ -393,7 +420,10 @@ fn run_decoder(
             at.saturating_duration_since(Instant::now())
         });
         let job = match jobs.recv_timeout(wait) {
-            Ok(job) => Some(job),
+            Ok(job) => {
+                queued_bytes.fetch_sub(job.bytes(), Ordering::Relaxed);
+                Some(job)
+            }
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
@@ -697,5 +727,105 @@ impl Pipeline {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         streams.get(&id).map(|s| s.name.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use flowcloud_core::seq::SeqNum;
+
+    use super::*;
+    use crate::decode::DecodeError;
+    use crate::engine::{EngineError, LogitsShape, ModelManifest};
+
+    /// Answers every batch with all-zero logits of the manifest's shape.
+    struct ZeroEngine(ModelManifest);
+
+    impl Engine for ZeroEngine {
+        fn manifest(&self) -> &ModelManifest {
+            &self.0
+        }
+
+        fn infer(
+            &mut self,
+            batch: &InputBatch<'_>,
+            logits: &mut Vec<f32>,
+        ) -> Result<LogitsShape, EngineError> {
+            let shape = LogitsShape {
+                n: batch.n,
+                classes: 19,
+                height: 2,
+                width: 2,
+            };
+            logits.clear();
+            logits.resize(shape.n * 19 * 4, 0.0);
+            Ok(shape)
+        }
+    }
+
+    /// Takes `delay` per access unit and yields a 16x16 frame.
+    struct SlowDecoder(Duration);
+
+    impl Decoder for SlowDecoder {
+        fn decode(
+            &mut self,
+            _au: &[u8],
+            out: &mut I420Frame,
+        ) -> Result<DecodeOutcome, DecodeError> {
+            std::thread::sleep(self.0);
+            *out = I420Frame::filled(16, 16, (16, 128, 128));
+            Ok(DecodeOutcome::Frame)
+        }
+        fn reset(&mut self) {}
+        fn backend(&self) -> &'static str {
+            "slow"
+        }
+    }
+
+    fn manifest() -> ModelManifest {
+        let text = "name = \"t\"\ninput_name = \"input\"\noutput_name = \"logits\"\ninput_width = 16\n\
+                    input_height = 16\nchannel_order = \"rgb\"\nmean = [0.5, 0.5, 0.5]\n\
+                    std = [0.25, 0.25, 0.25]\nclasses = \"cityscapes-train\"\noutput_stride = 8\n\
+                    precision = \"fp32\"\n";
+        ModelManifest::from_toml_str(text, Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn the_byte_budget_bounds_what_a_stream_queues_for_its_decoder() {
+        let config = PipelineConfig {
+            decode_queue: 1000,
+            decode_queue_bytes: 3 * 10_000,
+            ..PipelineConfig::default()
+        };
+        let decoders: DecoderFactory =
+            Arc::new(|| Box::new(SlowDecoder(Duration::from_millis(50))) as Box<dyn Decoder>);
+        let pipeline = Pipeline::start(config, Box::new(ZeroEngine(manifest())), decoders);
+        let (tx, _rx) = mpsc::channel(1000);
+        let mut stream = pipeline.open(1, "cam", tx);
+        let data = vec![0u8; 10_000];
+        for n in 0..20u32 {
+            let au = AccessUnit {
+                rtp_timestamp: n * 3000,
+                ssrc: 1,
+                data: &data,
+                nal_count: 1,
+                keyframe: true,
+                first_sequence: SeqNum(0),
+                last_sequence: SeqNum(0),
+            };
+            stream.access_unit(&au, Instant::now());
+        }
+        let counters = pipeline.counters();
+        let dropped = counters.dropped_decode_queue.load(Ordering::Relaxed);
+        // 20 sent within the decoder's first 50 ms: at most 3 queued plus 1 being decoded.
+        assert!(
+            dropped >= 16,
+            "only {dropped} dropped: the budget did not bind"
+        );
+        assert!(stream.queued_bytes.load(Ordering::Relaxed) <= 30_000);
+        pipeline.close(stream);
+        assert_eq!(counters.received.load(Ordering::Relaxed), 20);
     }
 }
