@@ -441,8 +441,11 @@ fn ingest_config(config: &WorkerConfig) -> IngestConfig {
 struct Copied {
     accepted: u64,
     rejected_cap: u64,
-    handshake_failures: u64,
+    handshake_timeouts: u64,
+    handshake_invalid: u64,
     idle_timeouts: u64,
+    closed: u64,
+    errors: u64,
 }
 
 /// What `now` adds to `last`, remembering `now`.
@@ -458,7 +461,6 @@ impl Copied {
         metrics.set_connections_open(
             i64::try_from(ingest.open.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
         );
-        // The ingest server counts handshake timeouts and invalid handshakes together.
         for (last, now, outcome) in [
             (
                 &mut self.accepted,
@@ -471,15 +473,22 @@ impl Copied {
                 ConnectionOutcome::RejectedCap,
             ),
             (
-                &mut self.handshake_failures,
-                &ingest.handshake_failures,
+                &mut self.handshake_timeouts,
+                &ingest.handshake_timeouts,
                 ConnectionOutcome::HandshakeTimeout,
+            ),
+            (
+                &mut self.handshake_invalid,
+                &ingest.handshake_invalid,
+                ConnectionOutcome::HandshakeInvalid,
             ),
             (
                 &mut self.idle_timeouts,
                 &ingest.idle_timeouts,
                 ConnectionOutcome::IdleTimeout,
             ),
+            (&mut self.closed, &ingest.closed, ConnectionOutcome::Closed),
+            (&mut self.errors, &ingest.errors, ConnectionOutcome::Error),
         ] {
             for _ in 0..delta(last, now) {
                 metrics.connection_outcome(outcome);

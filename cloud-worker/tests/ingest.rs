@@ -200,6 +200,11 @@ async fn garbage_bytes_are_rejected() {
         1
     );
     assert!(worker.echo.opened.lock().unwrap().is_empty());
+    assert_eq!(worker.counters.handshake_invalid.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        worker.counters.handshake_timeouts.load(Ordering::Relaxed),
+        0
+    );
 }
 
 #[tokio::test]
@@ -215,6 +220,11 @@ async fn a_silent_client_hits_the_handshake_deadline() {
         worker.counters.handshake_failures.load(Ordering::Relaxed),
         1
     );
+    assert_eq!(
+        worker.counters.handshake_timeouts.load(Ordering::Relaxed),
+        1
+    );
+    assert_eq!(worker.counters.handshake_invalid.load(Ordering::Relaxed), 0);
 }
 
 #[tokio::test]
@@ -266,6 +276,7 @@ async fn disconnecting_mid_access_unit_releases_the_stream() {
     }
     assert_eq!(*worker.echo.closed.lock().unwrap(), 1);
     assert_eq!(worker.counters.open.load(Ordering::Relaxed), 0);
+    assert_eq!(worker.counters.closed.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]

@@ -141,8 +141,16 @@ pub struct IngestCounters {
     pub accepted: AtomicU64,
     /// Connections refused because the cap was reached.
     pub rejected_cap: AtomicU64,
-    /// Connections ended by a handshake problem or timeout.
+    /// Connections ended by a handshake problem or timeout (the next two together).
     pub handshake_failures: AtomicU64,
+    /// Connections whose handshake did not arrive in time.
+    pub handshake_timeouts: AtomicU64,
+    /// Connections that opened with something other than a valid handshake.
+    pub handshake_invalid: AtomicU64,
+    /// Connections the camera closed.
+    pub closed: AtomicU64,
+    /// Connections that failed on a socket error.
+    pub errors: AtomicU64,
     /// Connections ended by idleness.
     pub idle_timeouts: AtomicU64,
     /// Connections currently open.
@@ -194,21 +202,34 @@ pub async fn serve<S: Streams>(
             async move {
                 counters.open.fetch_add(1, Ordering::Relaxed);
                 let end = run_connection(socket, id, config, &*streams, shutdown).await;
-                counters.open.fetch_sub(1, Ordering::Relaxed);
+                let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
                 match &end {
-                    ConnectionEnd::Closed | ConnectionEnd::Shutdown => {
-                        info!(reason = %end, "connection ended")
+                    ConnectionEnd::Closed => {
+                        count(&counters.closed);
+                        info!(reason = %end, "connection ended");
                     }
+                    ConnectionEnd::Shutdown => info!(reason = %end, "connection ended"),
                     ConnectionEnd::HandshakeTimeout(_) | ConnectionEnd::Protocol(_) => {
-                        counters.handshake_failures.fetch_add(1, Ordering::Relaxed);
+                        count(&counters.handshake_failures);
+                        let detail = if matches!(end, ConnectionEnd::HandshakeTimeout(_)) {
+                            &counters.handshake_timeouts
+                        } else {
+                            &counters.handshake_invalid
+                        };
+                        count(detail);
                         warn!(reason = %end, "connection rejected");
                     }
                     ConnectionEnd::IdleTimeout(_) => {
-                        counters.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+                        count(&counters.idle_timeouts);
                         warn!(reason = %end, "connection closed");
                     }
-                    ConnectionEnd::Io(_) => warn!(reason = %end, "connection failed"),
+                    ConnectionEnd::Io(_) => {
+                        count(&counters.errors);
+                        warn!(reason = %end, "connection failed");
+                    }
                 }
+                // After the outcome is counted, so `open == 0` means every outcome is in.
+                counters.open.fetch_sub(1, Ordering::Relaxed);
                 drop(permit);
             }
             .instrument(span),
