@@ -11,11 +11,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use flowcloud_core::framing::{Deframer, frame_into};
+mod common;
+
+use common::handshake;
+use flowcloud_core::framing::Deframer;
 use flowcloud_core::results::ResultView;
-use flowcloud_core::rtcp::{
-    self, CompoundWriter, NtpTimestamp, ReportBlocks, RtcpError, RtcpPacket, SenderReport,
-};
+use flowcloud_core::rtcp::{self, RtcpPacket};
 use flowcloud_worker::config::WorkerConfig;
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowcloud-worker");
@@ -209,31 +210,6 @@ fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
         .and_then(|s| s.parse().ok())
         .ok_or_else(bad)?;
     Ok((status, body.to_owned()))
-}
-
-/// RTCP SR + SDES CNAME, framed: what a camera sends first.
-fn handshake(ssrc: u32, cname: &str) -> Vec<u8> {
-    let mut buf = [0u8; 600];
-    let mut c = CompoundWriter::new(&mut buf);
-    c.push_with::<RtcpError>(|out| {
-        SenderReport {
-            ssrc,
-            ntp: NtpTimestamp::from_micros(3_900_000_000_000_000),
-            rtp_timestamp: 0,
-            packet_count: 0,
-            octet_count: 0,
-            reports: ReportBlocks::EMPTY,
-        }
-        .write(out)
-    })
-    .unwrap();
-    c.push_with::<RtcpError>(|out| rtcp::write_sdes_cname(ssrc, cname.as_bytes(), out))
-        .unwrap();
-    let packet = c.finish();
-    let mut framed = vec![0; packet.len() + 2];
-    let n = frame_into(packet, &mut framed).unwrap();
-    framed.truncate(n);
-    framed
 }
 
 /// What a camera got back from the worker.
