@@ -14,8 +14,13 @@ default:
 setup:
     .ci/setup.sh
 
-# The main job: a test-pattern stream packetized, framed, sent over loopback TCP, depacketized and checked.
+# The main job: simulated cameras stream H.264 to a real flowcloud-worker (decode, segment) and get a result per frame back.
 demo *args: setup
+    cargo build --release --locked -p flowcloud-worker -p flowcloud-tests
+    "${CARGO_TARGET_DIR:-target}/release/flowcloud-demo" "$@"
+
+# The protocol-only demo: a test-pattern stream packetized, framed, sent over loopback TCP, depacketized and checked.
+demo-loopback *args: setup
     cargo run --release --locked -p flowcloud-tests --bin flowcloud-loopback -- "$@"
 
 # The whole test suite, what CI runs: lints, no_std build, tests, fuzzing, benchmark smoke test.
