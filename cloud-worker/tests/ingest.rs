@@ -127,6 +127,15 @@ async fn clean_camera(
     reader
 }
 
+/// Waits until the server has finished with every connection: outcomes counted, streams
+/// released (`open` reaches 0 only after both).
+async fn settle(worker: &Worker) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while worker.counters.open.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn wait_closed(socket: &mut TcpStream) -> Duration {
     let start = Instant::now();
     let mut buf = [0u8; 1024];
@@ -180,6 +189,7 @@ async fn rtp_before_the_handshake_is_rejected_and_others_are_untouched() {
         .await
         .unwrap();
     wait_closed(&mut bad).await;
+    settle(&worker).await;
     assert_eq!(good.await.unwrap().replies.results.len(), 30);
     assert_eq!(
         worker.counters.handshake_failures.load(Ordering::Relaxed),
@@ -195,6 +205,7 @@ async fn garbage_bytes_are_rejected() {
         .await
         .unwrap();
     wait_closed(&mut bad).await;
+    settle(&worker).await;
     assert_eq!(
         worker.counters.handshake_failures.load(Ordering::Relaxed),
         1
@@ -212,6 +223,7 @@ async fn a_silent_client_hits_the_handshake_deadline() {
     let worker = start(quick()).await;
     let mut silent = TcpStream::connect(worker.addr).await.unwrap();
     let waited = wait_closed(&mut silent).await;
+    settle(&worker).await;
     assert!(
         waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
         "{waited:?}"
@@ -243,6 +255,7 @@ async fn a_one_byte_per_tick_client_cannot_hold_the_handshake_open() {
         }
     }
     wait_closed(&mut slow).await;
+    settle(&worker).await;
     assert!(start.elapsed() < Duration::from_secs(3));
     assert_eq!(
         worker.counters.handshake_failures.load(Ordering::Relaxed),
@@ -257,6 +270,7 @@ async fn idle_cameras_are_closed_and_their_stream_released() {
     let mut camera = TcpStream::connect(worker.addr).await.unwrap();
     camera.write_all(&handshake(9, "idle")).await.unwrap();
     let waited = wait_closed(&mut camera).await;
+    settle(&worker).await;
     assert!(waited >= Duration::from_millis(400), "{waited:?}");
     assert_eq!(worker.counters.idle_timeouts.load(Ordering::Relaxed), 1);
     assert_eq!(*worker.echo.closed.lock().unwrap(), 1);

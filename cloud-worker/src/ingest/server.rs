@@ -89,13 +89,14 @@ pub trait StreamInput: Send {
 /// Where streams go once identified: the decode/inference pipeline.
 pub trait Streams: Send + Sync + 'static {
     /// The per-stream handle.
-    type Stream: StreamInput;
+    type Stream: StreamInput + 'static;
     /// A camera completed its handshake. `outbound` carries what goes back to it.
     fn open(&self, id: u64, cname: &str, outbound: mpsc::Sender<Outbound>) -> Self::Stream;
     /// The worker is shutting down: take no more input for this stream, but finish what
     /// was already given to it.
     fn stop_input(&self, stream: &mut Self::Stream);
-    /// The camera's connection ended; release the stream.
+    /// The camera's connection ended; release the stream. May block briefly (it waits for the
+    /// stream's decoder to finish), so the server calls it on a blocking thread.
     fn close(&self, stream: Self::Stream);
 }
 
@@ -201,7 +202,15 @@ pub async fn serve<S: Streams>(
         tokio::spawn(
             async move {
                 counters.open.fetch_add(1, Ordering::Relaxed);
-                let end = run_connection(socket, id, config, &*streams, shutdown).await;
+                let (end, stream) = run_connection(socket, id, config, &*streams, shutdown).await;
+                if let Some(stream) = stream {
+                    // Closing waits for the stream's decoder: keep that off the async workers.
+                    let streams = Arc::clone(&streams);
+                    if let Err(e) = tokio::task::spawn_blocking(move || streams.close(stream)).await
+                    {
+                        warn!(error = %e, "closing the stream failed");
+                    }
+                }
                 let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
                 match &end {
                     ConnectionEnd::Closed => {
@@ -237,14 +246,15 @@ pub async fn serve<S: Streams>(
     }
 }
 
-/// Runs one camera connection to its end.
+/// Runs one camera connection to its end; returns why it ended and the stream to close, if the
+/// camera got as far as opening one.
 pub async fn run_connection<S: Streams>(
     socket: TcpStream,
     id: u64,
     config: IngestConfig,
     streams: &S,
     mut shutdown: tokio::sync::watch::Receiver<ShutdownPhase>,
-) -> ConnectionEnd {
+) -> (ConnectionEnd, Option<S::Stream>) {
     let _ = socket.set_nodelay(true);
     let (mut reader, mut writer) = socket.into_split();
     let mut session = Session::new(SessionConfig {
@@ -345,10 +355,7 @@ pub async fn run_connection<S: Streams>(
             }
         }
     };
-    if let Some(s) = stream.take() {
-        streams.close(s);
-    }
-    end
+    (end, stream.take())
 }
 
 /// Writes a framed PLI or `FCSG` result for `message`; `None` when it cannot be sent.
