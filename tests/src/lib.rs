@@ -1,4 +1,3 @@
 //! Shared helpers for the workspace-level tests and the loopback demo.
 
 pub mod gstreamer;
-pub mod test_pattern;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flowcloud_tests::test_pattern::TestPattern;
+use flowcloud_edge::capture::pattern::TestPattern;
 use flowcloud_worker::batching::BatcherConfig;
 use flowcloud_worker::decode::openh264::OpenH264Decoder;
 use flowcloud_worker::decode::{Decoder, DecoderConfig};

@@ -34,7 +34,7 @@ use flowcloud_core::results::ResultView;
 use flowcloud_core::rtcp::{
     self, CompoundWriter, NtpTimestamp, ReportBlocks, RtcpError, RtcpPacket, SenderReport,
 };
-use flowcloud_tests::test_pattern::TestPattern;
+use flowcloud_edge::capture::pattern::TestPattern;
 use openh264::OpenH264API;
 use openh264::encoder::{
     BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, Profile, RateControlMode,

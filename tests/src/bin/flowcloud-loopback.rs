@@ -28,7 +28,7 @@ use flowcloud_core::h264::{
     Depacketizer, DepacketizerConfig, Event, MAX_ACCESS_UNIT_BYTES, NalHeader, NalType, Packetizer,
     PacketizerConfig, annexb,
 };
-use flowcloud_tests::test_pattern::TestPattern;
+use flowcloud_edge::capture::pattern::TestPattern;
 use openh264::OpenH264API;
 use openh264::decoder::{Decoder, DecoderConfig};
 use openh264::encoder::{

@@ -9,7 +9,13 @@
 //! The bars and the middle region carry a little deterministic luma noise that changes every
 //! frame, as a camera sensor's does, so the encoder produces realistically sized frames.
 //!
-//! The same `(width, height, index)` always gives the same bytes.
+//! The same `(width, height, index)` always gives the same bytes. [`PatternSource`] is the
+//! capture source built on it, paced at its frame rate like a camera.
+
+use std::time::{Duration, Instant};
+
+use super::{CaptureError, CaptureSource, CapturedFrame};
+use crate::picture::{Picture, PixelFormat, VideoFormat};
 
 /// BT.601 limited-range (Y, U, V) of the 75 % colour bars.
 const BARS: [(u8, u8, u8); 7] = [
@@ -175,6 +181,87 @@ impl TestPattern {
     }
 }
 
+/// The test pattern as a camera: frames at `fps`, each stamped with the time it was drawn.
+#[derive(Debug)]
+pub struct PatternSource {
+    pattern: TestPattern,
+    buffer: Vec<u8>,
+    index: u64,
+    fps: u32,
+    interval: Option<Duration>,
+    next_due: Option<Instant>,
+}
+
+impl PatternSource {
+    /// A source of `width × height` frames paced at `fps` frames per second.
+    pub fn new(width: usize, height: usize, fps: u32) -> Result<Self, CaptureError> {
+        let pattern = TestPattern::new(width, height)
+            .map_err(|e| CaptureError::UnsupportedFormat(e.to_string()))?;
+        if fps == 0 {
+            return Err(CaptureError::UnsupportedFormat(
+                "frame rate must be at least 1".into(),
+            ));
+        }
+        Ok(Self {
+            buffer: vec![0; pattern.frame_len()],
+            pattern,
+            index: 0,
+            fps,
+            interval: Some(Duration::from_secs(1) / fps),
+            next_due: None,
+        })
+    }
+
+    /// Produce frames as fast as they are asked for instead of at the frame rate (for tests
+    /// and benchmarks).
+    #[must_use]
+    pub fn unpaced(mut self) -> Self {
+        self.interval = None;
+        self
+    }
+
+    /// Starts the sequence at frame `index` (cameras with different phases show different
+    /// pictures).
+    #[must_use]
+    pub fn starting_at(mut self, index: u64) -> Self {
+        self.index = index;
+        self
+    }
+}
+
+impl CaptureSource for PatternSource {
+    fn format(&self) -> VideoFormat {
+        VideoFormat {
+            width: self.pattern.width() as u32,
+            height: self.pattern.height() as u32,
+            pixel_format: PixelFormat::I420,
+            frame_rate: (self.fps, 1),
+        }
+    }
+
+    fn next_frame(&mut self) -> Result<CapturedFrame<'_>, CaptureError> {
+        if let Some(interval) = self.interval {
+            let now = Instant::now();
+            let due = self.next_due.unwrap_or(now);
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            // Late frames do not accumulate a debt: the schedule restarts from now.
+            self.next_due = Some(due.max(now) + interval);
+        }
+        self.pattern.render(self.index, &mut self.buffer);
+        let sequence = self.index;
+        self.index += 1;
+        let picture = Picture::packed(
+            PixelFormat::I420,
+            self.pattern.width() as u32,
+            self.pattern.height() as u32,
+            &self.buffer,
+        )?;
+        Ok(CapturedFrame::new(picture, Instant::now(), sequence))
+    }
+}
+
 /// Deterministic luma noise in -4..=4 for pixel `(x, y)` of frame `index`.
 fn noise(x: usize, y: usize, index: u64) -> i8 {
     let mut z = (x as u64) ^ ((y as u64) << 20) ^ (index << 40);
@@ -194,6 +281,18 @@ mod tests {
         assert_eq!(pattern.frame(5), pattern.frame(5));
         assert_ne!(pattern.frame(5), pattern.frame(6));
         assert_eq!(pattern.frame(0).len(), 64 * 48 * 3 / 2);
+    }
+
+    #[test]
+    fn source_hands_out_consecutive_frames() {
+        let mut source = PatternSource::new(64, 48, 30).unwrap().unpaced();
+        let first = source.next_frame().unwrap().picture.planes()[0]
+            .data
+            .to_vec();
+        let second = source.next_frame().unwrap();
+        assert_eq!(second.sequence, 1);
+        assert_ne!(second.picture.planes()[0].data, &first[..]);
+        assert_eq!(source.format().pixel_format, PixelFormat::I420);
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! Raw NV12/I420 and Y4M file sources (to be written).

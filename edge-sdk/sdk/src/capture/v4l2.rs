@@ -1,0 +1,1 @@
+//! V4L2 camera capture (to be written).

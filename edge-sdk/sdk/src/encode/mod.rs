@@ -1,0 +1,161 @@
+//! H.264 encoders: every encoder implements [`VideoEncoder`] and writes Annex-B access units
+//! (start codes, SPS and PPS before every IDR) that the sender packetizes unchanged.
+//!
+//! - [`openh264::OpenH264Encoder`]: software, everywhere (feature `openh264`);
+//! - [`v4l2_m2m::V4l2M2mEncoder`] (Linux): the V4L2 memory-to-memory stateful encoder API, which
+//!   is how a Jetson's hardware encoder (and other SoCs') is driven;
+//! - [`nvenc::NvencEncoder`]: NVIDIA's NVENC through the Video Codec SDK, loaded at run time.
+//!
+//! Low-latency defaults everywhere: no B-frames, one reference frame, an IDR only when asked
+//! (or every [`EncoderSettings::keyframe_interval`] frames), and one access unit out per picture
+//! in.
+
+use std::time::Duration;
+
+use crate::capture::CapturedFrame;
+use crate::picture::PixelFormat;
+
+pub mod nvenc;
+#[cfg(feature = "openh264")]
+pub mod openh264;
+#[cfg(target_os = "linux")]
+pub mod v4l2_m2m;
+
+/// Settings every encoder understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncoderSettings {
+    /// Picture width.
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+    /// Frames per second (for rate control).
+    pub fps: u32,
+    /// Target bitrate in bits per second.
+    pub bitrate_bps: u32,
+    /// An IDR every this many frames; 0 means only on request (and at the start).
+    pub keyframe_interval: u32,
+}
+
+impl EncoderSettings {
+    /// Settings for `width × height` at `fps`, with a bitrate of 0.1 bit per pixel per frame
+    /// (2.8 Mbit/s at 720p30) and an IDR every two seconds.
+    #[must_use]
+    pub const fn new(width: u32, height: u32, fps: u32) -> Self {
+        let pixels_per_second = width as u64 * height as u64 * fps as u64;
+        let bitrate = pixels_per_second / 10;
+        Self {
+            width,
+            height,
+            fps,
+            bitrate_bps: if bitrate > u32::MAX as u64 {
+                u32::MAX
+            } else {
+                bitrate as u32
+            },
+            keyframe_interval: fps.saturating_mul(2),
+        }
+    }
+}
+
+/// What one call to [`VideoEncoder::encode`] produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodedFrame {
+    /// Bytes of the Annex-B access unit written to the output buffer; 0 when the encoder
+    /// produced nothing for this picture (rate control skipped it).
+    pub len: usize,
+    /// The access unit is an IDR (and starts with SPS and PPS).
+    pub keyframe: bool,
+    /// How long encoding took on this device's clock.
+    pub encode_time: Duration,
+}
+
+/// Why an encoder failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The encoder's library is not on this machine (NVENC without an NVIDIA driver).
+    #[error("{encoder} not available: {reason}")]
+    NotAvailable {
+        /// Which encoder.
+        encoder: &'static str,
+        /// What is missing.
+        reason: String,
+    },
+    /// The settings are outside what this encoder supports.
+    #[error("invalid encoder settings: {0}")]
+    InvalidSettings(String),
+    /// The picture does not match the configured size or a supported pixel format.
+    #[error(
+        "picture {width}x{height} {format} does not match the encoder's {expected_width}x{expected_height}"
+    )]
+    PictureMismatch {
+        /// Picture width.
+        width: u32,
+        /// Picture height.
+        height: u32,
+        /// Picture format.
+        format: PixelFormat,
+        /// Configured width.
+        expected_width: u32,
+        /// Configured height.
+        expected_height: u32,
+    },
+    /// The access unit does not fit the output buffer's reserved capacity (the buffer is never
+    /// grown on the hot path).
+    #[error("access unit of {len} bytes exceeds the output buffer's capacity of {capacity}")]
+    OutputTooSmall {
+        /// Access unit length.
+        len: usize,
+        /// Reserved capacity.
+        capacity: usize,
+    },
+    /// The encoder library or device reported an error.
+    #[error("{encoder}: {message}")]
+    Backend {
+        /// Which encoder.
+        encoder: &'static str,
+        /// The library's message or status.
+        message: String,
+    },
+    /// A V4L2 call failed.
+    #[cfg(target_os = "linux")]
+    #[error(transparent)]
+    Device(#[from] crate::v4l2::V4l2Error),
+}
+
+/// An H.264 encoder producing one Annex-B access unit per picture.
+pub trait VideoEncoder {
+    /// The settings in use.
+    fn settings(&self) -> &EncoderSettings;
+
+    /// Makes the next encoded picture an IDR preceded by SPS and PPS.
+    fn request_keyframe(&mut self);
+
+    /// Encodes one frame. `out` is cleared and receives the access unit; it must have enough
+    /// capacity reserved (encoders never grow it, so the hot path does not allocate) —
+    /// [`EncodeError::OutputTooSmall`] otherwise.
+    fn encode(
+        &mut self,
+        frame: &CapturedFrame<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<EncodedFrame, EncodeError>;
+
+    /// Finishes the stream: returns access units still inside the encoder, one per call, then
+    /// `Ok(None)`. Encoders that never hold pictures back return `Ok(None)` at once.
+    fn drain(&mut self, out: &mut Vec<u8>) -> Result<Option<EncodedFrame>, EncodeError> {
+        out.clear();
+        Ok(None)
+    }
+}
+
+/// Appends `data` to `out` without growing it.
+pub(crate) fn append_within_capacity(out: &mut Vec<u8>, data: &[u8]) -> Result<(), EncodeError> {
+    let len = out.len() + data.len();
+    if len > out.capacity() {
+        return Err(EncodeError::OutputTooSmall {
+            len,
+            capacity: out.capacity(),
+        });
+    }
+    out.extend_from_slice(data);
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! NVENC (to be written).
