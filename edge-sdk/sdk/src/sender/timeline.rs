@@ -13,7 +13,8 @@ pub struct LatencySplit {
     pub encode: Duration,
     /// Submitted → last byte written to the socket (time in the send queue).
     pub send_queue: Duration,
-    /// Decode + inference + post-processing, as the worker reported it.
+    /// Decode + inference + post-processing, as the worker reported it (capped at the time
+    /// since the frame's last byte left, so the parts never exceed the whole).
     pub worker: Duration,
     /// The rest of the time after the last byte left: the network both ways plus any waiting
     /// inside the worker (batching, queues).
@@ -107,6 +108,7 @@ impl FrameTimeline {
             .find(|r| r.rtp_timestamp == rtp_timestamp && r.sent_at.is_some())?;
         let sent_at = record.sent_at?;
         let after_send = now.saturating_duration_since(sent_at);
+        let worker = worker.min(after_send);
         Some((
             record.captured_at,
             LatencySplit {
