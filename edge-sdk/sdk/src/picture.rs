@@ -128,7 +128,7 @@ impl<'a> Picture<'a> {
         height: u32,
         planes: &[Plane<'a>],
     ) -> Result<Self, PictureError> {
-        if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 {
+        if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
             return Err(PictureError::InvalidSize { width, height });
         }
         let (w, h) = (width as usize, height as usize);
@@ -169,7 +169,7 @@ impl<'a> Picture<'a> {
     ) -> Result<Self, PictureError> {
         let (w, h) = (width as usize, height as usize);
         let needed = format.frame_len(w, h);
-        if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 {
+        if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
             return Err(PictureError::InvalidSize { width, height });
         }
         if data.len() < needed {
@@ -302,7 +302,7 @@ impl<'a> Picture<'a> {
 }
 
 fn avg(a: u8, b: u8) -> u8 {
-    ((u16::from(a) + u16::from(b) + 1) / 2) as u8
+    (u16::from(a) + u16::from(b)).div_ceil(2) as u8
 }
 
 fn copy_plane(plane: Plane<'_>, row_len: usize, rows: usize, out: &mut [u8]) {

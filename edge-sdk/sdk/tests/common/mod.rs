@@ -2,7 +2,7 @@
 //! stream apart with the protocol core (deframer, depacketizer, RTCP), logs what it saw, and
 //! answers as a worker would — receiver reports, `FCSG` results, PLIs on command — or stops
 //! reading, or drops the connection, when the test says so.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

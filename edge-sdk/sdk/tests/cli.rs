@@ -1,0 +1,56 @@
+//! The `flowcloud-edge` binary streams to a (scripted) worker and reports what happened.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Script, ScriptedReceiver};
+
+#[test]
+fn streams_the_pattern_and_prints_live_stats_and_a_summary() {
+    let receiver = ScriptedReceiver::start("127.0.0.1:0".parse().unwrap(), Script::default());
+    let output = Command::new(env!("CARGO_BIN_EXE_flowcloud-edge"))
+        .args(["--server", &receiver.addr.to_string()])
+        .args(["--cname", "cli-cam", "--width", "160", "--height", "120"])
+        .args(["--fps", "30", "--frames", "45", "--stats-interval", "0.5"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("connected to"), "{stdout}");
+    let stats_lines = stdout
+        .lines()
+        .filter(|l| l.contains("capture→result p50"))
+        .count();
+    assert!(stats_lines >= 2, "{stdout}");
+    let summary = stdout.lines().last().unwrap();
+    assert!(
+        summary.starts_with("flowcloud-edge: 45 frames captured"),
+        "{summary}"
+    );
+    let log = receiver.kill();
+    assert_eq!(log[0].cname.as_deref(), Some("cli-cam"));
+    // Every frame sent arrived and got a result (the first may precede the connection).
+    let sent: usize = summary
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" sent")?.parse().ok())
+        .unwrap();
+    assert!(sent >= 40, "{summary}");
+    assert_eq!(log[0].units.len(), sent);
+    assert!(summary.contains(&format!("{sent} results")), "{summary}");
+}
+
+#[test]
+fn a_bad_source_is_a_clear_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_flowcloud-edge"))
+        .args(["--source", "webcam", "--frames", "1"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown --source \"webcam\""), "{stderr}");
+}
