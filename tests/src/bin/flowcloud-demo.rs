@@ -1,13 +1,13 @@
 //! The FlowCloud demo: several simulated cameras stream H.264 to a real `flowcloud-worker`
 //! process and get a segmentation result back for every frame.
 //!
-//! 1. Each camera's clip (the moving test pattern, a different phase per camera) is encoded with
-//!    openh264 up front: baseline, an IDR with SPS and PPS every 30 frames.
-//! 2. `flowcloud-worker` is started as a child process on free loopback ports with the model
+//! 1. `flowcloud-worker` is started as a child process on free loopback ports with the model
 //!    (the tiny test model by default), its log going to a file; `/readyz` is polled until 200.
-//! 3. One thread per camera connects over TCP, identifies itself (RTCP SR + SDES CNAME), then
-//!    sends its clip as RTP (RFC 6184) in RFC 4571 framing, paced at `--fps`; a reader thread
-//!    per camera takes the worker's replies apart (receiver reports, PLIs, `FCSG` results).
+//! 2. One thread per camera runs the edge SDK as a camera does: the moving test pattern (a
+//!    different phase per camera) → openh264 (an IDR with SPS and PPS every 30 frames and on
+//!    request) → the `mio` sender (RTCP SR + SDES CNAME first, then RTP in RFC 4571 framing),
+//!    paced at `--fps`; the sender hands back each `FCSG` result with its latency split.
+//! 3. Every camera drains its results.
 //! 4. `/metrics` is scraped before the cameras disconnect, then the worker gets SIGTERM and must
 //!    exit 0 within 10 s.
 //! 5. A table per camera: frames sent, results, result rate, capture→result latency, the
@@ -15,36 +15,32 @@
 //!    camera got a result for at least 95% of its frames and the worker shut down cleanly.
 #![allow(clippy::print_stdout)]
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use clap::Parser;
-use flowcloud_core::framing::{Deframer, MAX_FRAME_LEN, frame_into};
-use flowcloud_core::h264::{Packetizer, PacketizerConfig};
-use flowcloud_core::results::ResultView;
-use flowcloud_core::rtcp::{
-    self, CompoundWriter, NtpTimestamp, ReportBlocks, RtcpError, RtcpPacket, SenderReport,
+use flowcloud_edge::capture::CaptureSource;
+use flowcloud_edge::capture::pattern::PatternSource;
+use flowcloud_edge::encode::openh264::OpenH264Encoder;
+use flowcloud_edge::encode::{EncoderSettings, VideoEncoder};
+use flowcloud_edge::sender::{
+    FrameResult, LatencySplit, Sender, SenderConfig, SenderEvent, SenderHandler, SenderStats,
 };
-use flowcloud_edge::capture::pattern::TestPattern;
-use openh264::OpenH264API;
-use openh264::encoder::{
-    BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, Profile, RateControlMode,
-};
-use openh264::formats::YUVSlices;
 
-/// RTP clock rate for video (RFC 6184 §8.2.1).
-const CLOCK_HZ: u64 = 90_000;
 /// An IDR every this many frames.
-const KEYFRAME_INTERVAL: u64 = 30;
+const KEYFRAME_INTERVAL: u32 = 30;
+/// The cameras' encoder bitrate.
+const BITRATE_BPS: u32 = 1_000_000;
+/// How long a camera may take to connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames between the phases of consecutive cameras' test patterns.
 const PHASE_STEP: u64 = 41;
 /// Width of the class map the worker puts in each result.
@@ -133,16 +129,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// One encoded frame of a camera's clip.
-struct Frame {
-    rtp_timestamp: u32,
-    data: Vec<u8>,
-}
-
 /// One `FCSG` result as the camera saw it.
 struct Reply {
     rtp_timestamp: u32,
     arrived: Instant,
+    /// Capture → result, split; `None` for a result the sender could not match to a frame.
+    latency: Option<LatencySplit>,
     decode_us: u32,
     infer_us: u32,
     post_us: u32,
@@ -150,14 +142,38 @@ struct Reply {
     class_map: Option<(u16, u16)>,
 }
 
-/// Everything a camera's reader thread collected.
+/// Everything a camera's sender reported.
 #[derive(Default)]
 struct Replies {
     results: Vec<Reply>,
-    receiver_reports: u64,
-    plis: u64,
-    other_packets: u64,
-    errors: Vec<String>,
+    round_trips: u64,
+    events: Vec<String>,
+    progress: Arc<Progress>,
+}
+
+impl SenderHandler for Replies {
+    fn on_result(&mut self, result: &FrameResult<'_>) {
+        let view = &result.result;
+        self.results.push(Reply {
+            rtp_timestamp: view.rtp_timestamp,
+            arrived: Instant::now(),
+            latency: result.latency,
+            decode_us: view.decode_us,
+            infer_us: view.infer_us,
+            post_us: view.post_us,
+            histogram: view.histogram().collect(),
+            class_map: view.class_map_size(),
+        });
+        self.progress.results.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn on_event(&mut self, event: SenderEvent) {
+        match event {
+            SenderEvent::RoundTrip { .. } => self.round_trips += 1,
+            SenderEvent::Connected { .. } | SenderEvent::KeyframeRequested { .. } => {}
+            other => self.events.push(format!("{other:?}")),
+        }
+    }
 }
 
 /// Live counters of one camera.
@@ -165,17 +181,13 @@ struct Replies {
 struct Progress {
     sent: AtomicU64,
     results: AtomicU64,
-}
-
-/// A camera after sending: its connection (still open), its reader, and when each frame went out.
-struct Streaming {
-    stream: TcpStream,
-    reader: JoinHandle<Replies>,
-    sent_at: Vec<Instant>,
+    /// All frames were sent and their results are in (or the drain timed out).
+    drained: AtomicBool,
 }
 
 fn run(args: &Args) -> Result<()> {
-    let pattern = TestPattern::new(args.width as usize, args.height as usize)?;
+    // Checks the size before the worker starts.
+    PatternSource::new(args.width as usize, args.height as usize, args.fps)?;
     let worker_bin = match &args.worker {
         Some(path) => path.clone(),
         None => std::env::current_exe()
@@ -209,32 +221,9 @@ fn run(args: &Args) -> Result<()> {
         );
     }
 
-    // 1. Encode every camera's clip.
-    let started = Instant::now();
-    let clips: Vec<Vec<Frame>> = thread::scope(|scope| {
-        let handles: Vec<_> = (0..cameras)
-            .map(|camera| {
-                let pattern = &pattern;
-                scope.spawn(move || encode(args, pattern, camera as u64 * PHASE_STEP))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow!("an encoder thread panicked"))?
-            })
-            .collect::<Result<_>>()
-    })?;
     let total_frames = cameras * args.frames as usize;
-    let bytes: usize = clips.iter().flatten().map(|f| f.data.len()).sum();
-    println!(
-        "encoded {total_frames} frames (openh264, IDR every {KEYFRAME_INTERVAL}) in {:.2} s, {:.0} bytes per frame on average",
-        started.elapsed().as_secs_f64(),
-        bytes as f64 / total_frames as f64
-    );
 
-    // 2. The worker.
+    // 1. The worker.
     let mut worker = Worker::start(&worker_bin, &model, args.keep_worker_log)?;
     println!(
         "worker pid {}: media {}, http {}, log {}",
@@ -250,22 +239,33 @@ fn run(args: &Args) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    // 3. Stream.
+    // 2. Stream: one edge-SDK camera per thread.
     let progress: Vec<Arc<Progress>> = (0..cameras).map(|_| Arc::default()).collect();
-    let start = Instant::now() + Duration::from_millis(100);
-    let senders: Vec<JoinHandle<Result<Streaming>>> = clips
-        .into_iter()
-        .enumerate()
-        .map(|(camera, clip)| {
+    let disconnect = Arc::new(AtomicBool::new(false));
+    let start = Instant::now() + Duration::from_millis(300);
+    let threads: Vec<JoinHandle<Result<CameraRun>>> = (0..cameras)
+        .map(|camera| {
             let progress = Arc::clone(&progress[camera]);
+            let disconnect = Arc::clone(&disconnect);
             let media = worker.media;
             // Spread the cameras' frames over the frame interval.
             let offset =
                 Duration::from_secs_f64(camera as f64 / (cameras as f64 * f64::from(args.fps)));
-            let fps = args.fps;
+            let (width, height, fps, frames) = (args.width, args.height, args.fps, args.frames);
             thread::Builder::new()
                 .name(format!("camera-{camera}"))
-                .spawn(move || stream_camera(camera, media, &clip, fps, start + offset, &progress))
+                .spawn(move || {
+                    let plan = CameraPlan {
+                        camera,
+                        media,
+                        width,
+                        height,
+                        fps,
+                        frames,
+                        start: start + offset,
+                    };
+                    run_camera(&plan, progress, &disconnect)
+                })
                 .context("spawning a camera thread")
         })
         .collect::<Result<_>>()?;
@@ -284,59 +284,32 @@ fn run(args: &Args) -> Result<()> {
         );
     };
     let mut next_report = start + Duration::from_secs(1);
-    while !senders.iter().all(JoinHandle::is_finished) {
+    while !progress.iter().all(|p| p.drained.load(Ordering::Relaxed))
+        && !threads.iter().any(JoinHandle::is_finished)
+    {
         thread::sleep(Duration::from_millis(20));
         if Instant::now() >= next_report {
-            print_live(next_report - start);
+            print_live(next_report.saturating_duration_since(start));
             next_report += Duration::from_secs(1);
         }
     }
-    let mut streaming = Vec::with_capacity(cameras);
-    for (camera, sender) in senders.into_iter().enumerate() {
-        streaming.push(
-            sender
+    print_live(Instant::now().saturating_duration_since(start));
+
+    // 3. Metrics while connected, then disconnect and shut the worker down.
+    let metrics = worker.get("/metrics");
+    disconnect.store(true, Ordering::Relaxed);
+    let mut cameras_out = Vec::with_capacity(cameras);
+    for (camera, thread) in threads.into_iter().enumerate() {
+        cameras_out.push(
+            thread
                 .join()
                 .map_err(|_| anyhow!("camera {camera}'s thread panicked"))?
                 .with_context(|| format!("camera {camera}"))?,
         );
     }
-    // Wait for the results still in flight.
-    let drain_deadline = Instant::now() + DRAIN_TIMEOUT;
-    while progress
-        .iter()
-        .any(|p| p.results.load(Ordering::Relaxed) < u64::from(args.frames))
-        && Instant::now() < drain_deadline
-    {
-        thread::sleep(Duration::from_millis(20));
-        if Instant::now() >= next_report {
-            print_live(next_report - start);
-            next_report += Duration::from_secs(1);
-        }
-    }
-    print_live(Instant::now() - start);
-
-    // 4. Metrics while connected, then disconnect and shut the worker down.
-    let metrics = worker.get("/metrics");
-    for camera in &streaming {
-        // The worker closes its side once it has seen ours close; the reader then sees EOF.
-        let _ = camera.stream.shutdown(Shutdown::Write);
-    }
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while !streaming.iter().all(|c| c.reader.is_finished()) && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(10));
-    }
-    let mut cameras_out = Vec::with_capacity(cameras);
-    for (camera, s) in streaming.into_iter().enumerate() {
-        let _ = s.stream.shutdown(Shutdown::Both);
-        let replies = s
-            .reader
-            .join()
-            .map_err(|_| anyhow!("camera {camera}'s reader thread panicked"))?;
-        cameras_out.push((s.sent_at, replies));
-    }
     let shutdown = worker.terminate();
 
-    // 5. Report.
+    // 4. Report.
     println!();
     println!("worker /metrics before the cameras disconnected (frames returned per camera):");
     match &metrics {
@@ -366,22 +339,21 @@ fn run(args: &Args) -> Result<()> {
     let mut first_arrival: Option<Instant> = None;
     let mut last_arrival: Option<Instant> = None;
     let mut map_sizes = Vec::new();
-    for (camera, (sent_at, replies)) in cameras_out.iter().enumerate() {
+    let (mut dropped_total, mut reconnects) = (0u64, 0u64);
+    for (camera, run) in cameras_out.iter().enumerate() {
         let name = cname(camera);
-        let ticks_to_index: HashMap<u32, usize> = (0..sent_at.len())
-            .map(|i| (rtp_timestamp(i as u64, args.fps), i))
-            .collect();
+        let replies = &run.replies;
+        let mut seen = std::collections::HashSet::new();
         let mut latencies = Vec::with_capacity(replies.results.len());
         let mut hist = vec![0u64; 0];
         let mut stages = [0u64; 3];
-        let mut seen = vec![false; sent_at.len()];
         for r in &replies.results {
-            match ticks_to_index.get(&r.rtp_timestamp) {
-                Some(&i) if !seen[i] => {
-                    seen[i] = true;
-                    latencies.push(r.arrived.saturating_duration_since(sent_at[i]));
-                }
-                Some(&i) => failures.push(format!("{name}: two results for frame {i}")),
+            match r.latency {
+                Some(split) if seen.insert(r.rtp_timestamp) => latencies.push(split.total),
+                Some(_) => failures.push(format!(
+                    "{name}: two results for RTP timestamp {}",
+                    r.rtp_timestamp
+                )),
                 None => failures.push(format!(
                     "{name}: result for unknown RTP timestamp {}",
                     r.rtp_timestamp
@@ -403,15 +375,18 @@ fn run(args: &Args) -> Result<()> {
         }
         let results = latencies.len() as u64;
         all_results += results;
-        rrs += replies.receiver_reports;
-        plis += replies.plis;
+        rrs += replies.round_trips;
+        plis += run.stats.plis;
+        dropped_total += run.stats.frames_dropped();
+        reconnects += run.stats.connects.saturating_sub(1);
         let arrivals = replies.results.iter().map(|r| r.arrived);
         let (first, last) = (arrivals.clone().min(), arrivals.max());
         first_arrival = [first_arrival, first].into_iter().flatten().min();
         last_arrival = [last_arrival, last].into_iter().flatten().max();
         latencies.sort_unstable();
         all_latencies.extend_from_slice(&latencies);
-        let sent = sent_at.len() as u64;
+        // Every captured frame counts: a frame the sender dropped has no result either.
+        let sent = u64::from(args.frames);
         let share = results as f64 / sent as f64;
         if share < MIN_RESULT_SHARE {
             failures.push(format!(
@@ -420,10 +395,16 @@ fn run(args: &Args) -> Result<()> {
                 MIN_RESULT_SHARE * 100.0
             ));
         }
-        if !replies.errors.is_empty() {
+        if run.stats.bad_packets > 0 {
             failures.push(format!(
-                "{name}: bad replies from the worker: {}",
-                replies.errors.join("; ")
+                "{name}: {} unreadable packets from the worker",
+                run.stats.bad_packets
+            ));
+        }
+        if !replies.events.is_empty() {
+            failures.push(format!(
+                "{name}: connection trouble: {}",
+                replies.events.join("; ")
             ));
         }
         rows.push(row(
@@ -471,13 +452,13 @@ fn run(args: &Args) -> Result<()> {
     }
     println!();
     println!(
-        "latency: capture→result, from just before a frame is packetized and sent to its FCSG result read back (one clock)"
+        "latency: capture→result, from the frame's capture to its FCSG result read back by the camera's sender (one clock)"
     );
     println!(
         "stage times: the worker's own decode / inference / post-processing µs per frame, from the results (means)"
     );
     println!(
-        "class maps: {} in results; worker replies: {rrs} receiver reports, {plis} PLIs",
+        "class maps: {} in results; worker replies: {rrs} receiver reports with an RTT, {plis} PLIs; cameras: {dropped_total} frames dropped, {reconnects} reconnects",
         if map_sizes.is_empty() {
             "none".to_owned()
         } else {
@@ -525,11 +506,6 @@ fn run(args: &Args) -> Result<()> {
 
 fn cname(camera: usize) -> String {
     format!("demo-camera-{camera}")
-}
-
-fn rtp_timestamp(index: u64, fps: u32) -> u32 {
-    // Wraps after 13 hours at 90 kHz; --frames is capped far below that.
-    (index * CLOCK_HZ / u64::from(fps)) as u32
 }
 
 fn add_histogram(into: &mut Vec<u64>, from: &[impl Copy + Into<u64>]) {
@@ -600,184 +576,93 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[rank - 1]
 }
 
-/// Encodes `--frames` frames of the pattern starting at frame `phase`.
-fn encode(args: &Args, pattern: &TestPattern, phase: u64) -> Result<Vec<Frame>> {
-    let config = EncoderConfig::new()
-        .profile(Profile::Baseline)
-        .rate_control_mode(RateControlMode::Bitrate)
-        .bitrate(BitRate::from_bps(1_000_000))
-        .max_frame_rate(FrameRate::from_hz(args.fps as f32))
-        .skip_frames(false)
-        .intra_frame_period(IntraFramePeriod::from_num_frames(0))
-        .scene_change_detect(false)
-        .num_threads(1);
-    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
-        .context("creating the openh264 encoder")?;
-    let mut picture = vec![0u8; pattern.frame_len()];
-    let (w, h) = (pattern.width(), pattern.height());
-    let mut frames = Vec::with_capacity(args.frames as usize);
-    for index in 0..u64::from(args.frames) {
-        pattern.render(phase + index, &mut picture);
-        let yuv = YUVSlices::new(pattern.planes(&picture), (w, h), (w, w / 2, w / 2));
-        if index % KEYFRAME_INTERVAL == 0 {
-            encoder.force_intra_frame();
-        }
-        let bitstream = encoder
-            .encode(&yuv)
-            .with_context(|| format!("encoding frame {index}"))?;
-        let mut data = Vec::new();
-        bitstream.write_vec(&mut data);
-        ensure!(
-            !data.is_empty(),
-            "the encoder produced nothing for frame {index}"
-        );
-        frames.push(Frame {
-            rtp_timestamp: rtp_timestamp(index, args.fps),
-            data,
-        });
-    }
-    Ok(frames)
-}
-
-/// RTCP SR + SDES CNAME, framed: what a camera sends first.
-fn handshake(ssrc: u32, cname: &str) -> Result<Vec<u8>> {
-    // NTP time: seconds since 1900.
-    let unix_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
-    let mut buf = [0u8; 600];
-    let mut c = CompoundWriter::new(&mut buf);
-    c.push_with::<RtcpError>(|out| {
-        SenderReport {
-            ssrc,
-            ntp: NtpTimestamp::from_micros(unix_us + 2_208_988_800_000_000),
-            rtp_timestamp: 0,
-            packet_count: 0,
-            octet_count: 0,
-            reports: ReportBlocks::EMPTY,
-        }
-        .write(out)
-    })
-    .map_err(|e| anyhow!("writing the sender report: {e}"))?;
-    c.push_with::<RtcpError>(|out| rtcp::write_sdes_cname(ssrc, cname.as_bytes(), out))
-        .map_err(|e| anyhow!("writing the SDES: {e}"))?;
-    let packet = c.finish();
-    let mut framed = vec![0; packet.len() + 2];
-    let n = frame_into(packet, &mut framed).map_err(|e| anyhow!("framing the handshake: {e}"))?;
-    framed.truncate(n);
-    Ok(framed)
-}
-
-/// A camera: connects, identifies itself, starts its reader and sends its clip paced at `fps`
-/// from `start`. Returns with the connection still open.
-fn stream_camera(
+/// What one camera thread streams.
+struct CameraPlan {
     camera: usize,
     media: SocketAddr,
-    clip: &[Frame],
+    width: u32,
+    height: u32,
     fps: u32,
+    frames: u32,
     start: Instant,
-    progress: &Arc<Progress>,
-) -> Result<Streaming> {
-    let mut stream = TcpStream::connect(media).context("connecting to the worker")?;
-    stream.set_nodelay(true)?;
-    let ssrc = 0x0de0_0000_u32.wrapping_add(camera as u32 * 0x1_0001) ^ 0x5eed_f10c;
-    stream
-        .write_all(&handshake(ssrc, &cname(camera))?)
-        .context("sending the handshake")?;
-    let reader = {
-        let stream = stream.try_clone()?;
-        let progress = Arc::clone(progress);
-        thread::Builder::new()
-            .name(format!("camera-{camera}-reader"))
-            .spawn(move || read_replies(stream, &progress))?
-    };
-    let mut packetizer = Packetizer::new(PacketizerConfig {
-        ssrc,
-        ..Default::default()
-    })
-    .map_err(|e| anyhow!("creating the packetizer: {e}"))?;
-    let mut packet = vec![0u8; packetizer.max_packet_len() + 2];
-    let mut wire = Vec::with_capacity(64 * 1024);
-    let mut sent_at = Vec::with_capacity(clip.len());
-    for (index, frame) in clip.iter().enumerate() {
-        let due = start + Duration::from_secs_f64(index as f64 / f64::from(fps));
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            thread::sleep(wait);
-        }
-        sent_at.push(Instant::now());
-        wire.clear();
-        let mut packets = packetizer
-            .packetize(&frame.data, frame.rtp_timestamp)
-            .map_err(|e| anyhow!("packetizing frame {index}: {e}"))?;
-        while let Some(len) = packets
-            .next_framed(&mut packet)
-            .map_err(|e| anyhow!("packetizing frame {index}: {e}"))?
-        {
-            wire.extend_from_slice(&packet[..len]);
-        }
-        stream
-            .write_all(&wire)
-            .with_context(|| format!("sending frame {index} to the worker"))?;
-        progress.sent.fetch_add(1, Ordering::Relaxed);
-    }
-    Ok(Streaming {
-        stream,
-        reader,
-        sent_at,
-    })
 }
 
-/// A camera's reader thread: deframes and parses what the worker sends until the connection ends.
-fn read_replies(mut stream: TcpStream, progress: &Progress) -> Replies {
-    let mut deframer: Box<Deframer<MAX_FRAME_LEN>> = Box::new(Deframer::new());
-    let mut out = Replies::default();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        let arrived = Instant::now();
-        let mut input = &buf[..n];
-        while !input.is_empty() {
-            let (used, frame) = deframer.push(input);
-            input = &input[used..];
-            let packet = match frame {
-                Ok(Some(packet)) => packet,
-                Ok(None) => continue,
-                Err(e) => {
-                    out.errors.push(format!("deframer: {e}"));
-                    continue;
-                }
-            };
-            for p in rtcp::parse_compound(packet) {
-                match p {
-                    Ok(RtcpPacket::App(app)) => match ResultView::from_app(&app) {
-                        Ok(view) => {
-                            out.results.push(Reply {
-                                rtp_timestamp: view.rtp_timestamp,
-                                arrived,
-                                decode_us: view.decode_us,
-                                infer_us: view.infer_us,
-                                post_us: view.post_us,
-                                histogram: view.histogram().collect(),
-                                class_map: view.class_map_size(),
-                            });
-                            progress.results.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => out.errors.push(format!("FCSG result: {e}")),
-                    },
-                    Ok(RtcpPacket::ReceiverReport(_)) => out.receiver_reports += 1,
-                    Ok(RtcpPacket::Pli(_)) => out.plis += 1,
-                    Ok(_) => out.other_packets += 1,
-                    Err(e) => out.errors.push(format!("RTCP: {e}")),
-                }
-            }
-        }
+/// What one camera thread brings back.
+struct CameraRun {
+    replies: Replies,
+    stats: SenderStats,
+}
+
+/// One camera, as the edge SDK runs it: pattern → openh264 → sender, paced at `fps` from
+/// `start`; then it drains its results and keeps the connection until `disconnect`.
+fn run_camera(
+    plan: &CameraPlan,
+    progress: Arc<Progress>,
+    disconnect: &AtomicBool,
+) -> Result<CameraRun> {
+    let mut source = PatternSource::new(plan.width as usize, plan.height as usize, plan.fps)?
+        .unpaced()
+        .starting_at(plan.camera as u64 * PHASE_STEP);
+    let mut settings = EncoderSettings::new(plan.width, plan.height, plan.fps);
+    settings.bitrate_bps = BITRATE_BPS;
+    settings.keyframe_interval = KEYFRAME_INTERVAL;
+    let mut encoder = OpenH264Encoder::new(settings).context("creating the encoder")?;
+    let mut sender = Sender::new(SenderConfig::new(plan.media, &cname(plan.camera)))?;
+    let mut replies = Replies {
+        progress: Arc::clone(&progress),
+        ..Replies::default()
+    };
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    while !sender.is_connected() {
+        ensure!(
+            Instant::now() < deadline,
+            "could not connect to the worker at {}",
+            plan.media
+        );
+        sender.poll(Some(Duration::from_millis(10)), &mut replies)?;
     }
-    out
+    let mut access_unit = Vec::with_capacity(4 << 20);
+    for index in 0..plan.frames {
+        let due = plan.start + Duration::from_secs(1) * index / plan.fps;
+        // Between frames the sender reads results and RTCP.
+        while let Some(wait) = due.checked_duration_since(Instant::now()) {
+            sender.poll(Some(wait), &mut replies)?;
+        }
+        if sender.take_keyframe_request() {
+            encoder.request_keyframe();
+        }
+        let frame = source.next_frame()?;
+        let captured_at = frame.captured_at;
+        let encoded = encoder
+            .encode(&frame, &mut access_unit)
+            .with_context(|| format!("encoding frame {index}"))?;
+        sender.submit_with(
+            &access_unit[..encoded.len],
+            captured_at,
+            encoded.encode_time,
+            &mut replies,
+        )?;
+        sender.poll(Some(Duration::ZERO), &mut replies)?;
+        progress
+            .sent
+            .store(sender.stats().frames_sent, Ordering::Relaxed);
+    }
+    sender.flush(DRAIN_TIMEOUT, &mut replies)?;
+    progress
+        .sent
+        .store(sender.stats().frames_sent, Ordering::Relaxed);
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while sender.stats().results < sender.stats().frames_sent && Instant::now() < deadline {
+        sender.poll(Some(Duration::from_millis(10)), &mut replies)?;
+    }
+    progress.drained.store(true, Ordering::Relaxed);
+    while !disconnect.load(Ordering::Relaxed) {
+        sender.poll(Some(Duration::from_millis(10)), &mut replies)?;
+    }
+    Ok(CameraRun {
+        stats: sender.stats(),
+        replies,
+    })
 }
 
 /// The worker child process, killed on drop; its log is deleted on drop unless kept.
