@@ -4,16 +4,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flowcloud_edge::capture::pattern::TestPattern;
+use flowcloud_edge::capture::CaptureSource;
+use flowcloud_edge::capture::pattern::PatternSource;
+use flowcloud_edge::encode::openh264::OpenH264Encoder;
+use flowcloud_edge::encode::{EncoderSettings, VideoEncoder};
 use flowcloud_worker::batching::BatcherConfig;
 use flowcloud_worker::decode::openh264::OpenH264Decoder;
 use flowcloud_worker::decode::{Decoder, DecoderConfig};
 use flowcloud_worker::engine::onnxruntime::{OnnxRuntimeEngine, OnnxRuntimeOptions};
 use flowcloud_worker::ingest::server::{IngestConfig, IngestCounters, ShutdownPhase, serve};
 use flowcloud_worker::pipeline::{Pipeline, PipelineConfig, PipelineExtras};
-use openh264::OpenH264API;
-use openh264::encoder::{Encoder, EncoderConfig, IntraFramePeriod, Profile};
-use openh264::formats::YUVSlices;
 use tokio::net::TcpListener;
 
 pub const WIDTH: usize = 160;
@@ -36,30 +36,22 @@ pub fn engine_options() -> OnnxRuntimeOptions {
     }
 }
 
-/// `frames` access units of a moving pattern (shifted by `seed`), an IDR every
-/// `keyframe_interval`.
+/// `frames` access units of a moving pattern (shifted by `seed`), encoded by the edge SDK's
+/// openh264 encoder, an IDR every `keyframe_interval`.
 pub fn encode_clip(seed: u32, frames: u32, keyframe_interval: u32) -> Vec<Vec<u8>> {
-    let pattern = TestPattern::new(WIDTH, HEIGHT).unwrap();
-    let config = EncoderConfig::new()
-        .profile(Profile::Baseline)
-        .skip_frames(false)
-        .intra_frame_period(IntraFramePeriod::from_num_frames(0))
-        .scene_change_detect(false)
-        .num_threads(1);
-    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config).unwrap();
-    let mut picture = vec![0u8; pattern.frame_len()];
+    let mut source = PatternSource::new(WIDTH, HEIGHT, 30)
+        .unwrap()
+        .unpaced()
+        .starting_at(u64::from(13 * seed));
+    let mut settings = EncoderSettings::new(WIDTH as u32, HEIGHT as u32, 30);
+    settings.keyframe_interval = keyframe_interval;
+    let mut encoder = OpenH264Encoder::new(settings).unwrap();
+    let mut out = Vec::with_capacity(1 << 20);
     (0..frames)
-        .map(|n| {
-            pattern.render(u64::from(n + 13 * seed), &mut picture);
-            let yuv = YUVSlices::new(
-                pattern.planes(&picture),
-                (WIDTH, HEIGHT),
-                (WIDTH, WIDTH / 2, WIDTH / 2),
-            );
-            if n % keyframe_interval == 0 {
-                encoder.force_intra_frame();
-            }
-            encoder.encode(&yuv).unwrap().to_vec()
+        .map(|_| {
+            let frame = source.next_frame().unwrap();
+            let encoded = encoder.encode(&frame, &mut out).unwrap();
+            out[..encoded.len].to_vec()
         })
         .collect()
 }

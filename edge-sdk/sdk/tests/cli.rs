@@ -54,3 +54,62 @@ fn a_bad_source_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unknown --source \"webcam\""), "{stderr}");
 }
+
+#[test]
+fn streams_a_y4m_file_to_its_end() {
+    let receiver = ScriptedReceiver::start("127.0.0.1:0".parse().unwrap(), Script::default());
+    let dir = std::env::temp_dir().join(format!("flowcloud-edge-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("clip.y4m");
+    let (w, h) = (64usize, 48usize);
+    let mut file = format!("YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg\n").into_bytes();
+    for n in 0..12u8 {
+        file.extend_from_slice(b"FRAME\n");
+        file.extend((0..w * h * 3 / 2).map(|i| (i as u8).wrapping_mul(3).wrapping_add(n * 7)));
+    }
+    std::fs::write(&path, file).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_flowcloud-edge"))
+        .args(["--server", &receiver.addr.to_string()])
+        .args(["--source", &format!("y4m:{}", path.display())])
+        .args(["--fps", "30"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("64x48 I420"), "{stdout}");
+    let summary = stdout.lines().last().unwrap();
+    assert!(
+        summary.starts_with("flowcloud-edge: 12 frames captured"),
+        "{summary}"
+    );
+    assert!(!receiver.kill()[0].units.is_empty());
+}
+
+#[test]
+fn nvenc_without_the_driver_is_a_clear_error() {
+    if std::path::Path::new("/usr/lib/x86_64-linux-gnu/libnvidia-encode.so.1").exists() {
+        return;
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_flowcloud-edge"))
+        .args([
+            "--encoder",
+            "nvenc",
+            "--frames",
+            "1",
+            "--width",
+            "64",
+            "--height",
+            "48",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("NVENC not available"), "{stderr}");
+    assert!(stderr.contains("libnvidia-encode.so.1"), "{stderr}");
+}

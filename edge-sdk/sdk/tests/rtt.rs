@@ -29,12 +29,19 @@ fn rtt_from_receiver_reports_is_right_within_a_millisecond() {
             })
             .collect::<Vec<_>>()
     };
-    assert!(camera.poll_until(Duration::from_secs(5), |c| rtts(c).len() >= 5));
-    for rtt in rtts(&camera) {
-        assert!(
-            rtt < Duration::from_millis(1),
-            "loopback RTT measured as {rtt:?}"
-        );
-    }
+    assert!(camera.poll_until(Duration::from_secs(5), |c| rtts(c).len() >= 7));
+    let mut samples = rtts(&camera);
+    samples.sort_unstable();
+    // The median is the measurement; single samples also carry whatever scheduling delay the
+    // machine adds, but none may still contain the 30 ms the worker held the report.
+    let median = samples[samples.len() / 2];
+    assert!(
+        median < Duration::from_millis(1),
+        "loopback RTT measured as {median:?} (samples {samples:?})"
+    );
+    assert!(
+        samples.iter().all(|&rtt| rtt < Duration::from_millis(15)),
+        "{samples:?}"
+    );
     assert!(camera.sender.stats().rtt.is_some());
 }

@@ -11,10 +11,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
+use flowcloud_edge::capture::file::{RawFileSource, Y4mSource};
 use flowcloud_edge::capture::pattern::PatternSource;
 use flowcloud_edge::capture::{CaptureError, CaptureSource};
+use flowcloud_edge::encode::nvenc::NvencEncoder;
 use flowcloud_edge::encode::openh264::OpenH264Encoder;
 use flowcloud_edge::encode::{EncoderSettings, VideoEncoder};
+use flowcloud_edge::picture::{PixelFormat, VideoFormat};
 use flowcloud_edge::sender::{
     FrameResult, LatencySplit, Sender, SenderConfig, SenderEvent, SenderHandler, SenderStats,
 };
@@ -114,6 +117,26 @@ fn open_source(args: &Args) -> Result<(Box<dyn CaptureSource>, bool)> {
         "raw" | "y4m" | "v4l2" if rest.is_empty() => {
             bail!("--source {kind}: needs a path ({kind}:PATH)")
         }
+        "raw" => {
+            let pixel_format = match args.raw_format {
+                RawFormat::I420 => PixelFormat::I420,
+                RawFormat::Nv12 => PixelFormat::Nv12,
+            };
+            let format = VideoFormat {
+                width: args.width,
+                height: args.height,
+                pixel_format,
+                frame_rate: (args.fps, 1),
+            };
+            (
+                Box::new(RawFileSource::open(rest, format)?.looping(args.looping)),
+                false,
+            )
+        }
+        "y4m" => (
+            Box::new(Y4mSource::open(rest)?.looping(args.looping)),
+            false,
+        ),
         other => {
             bail!("unknown --source {other:?}: use pattern, raw:PATH, y4m:PATH or v4l2:/dev/videoN")
         }
@@ -127,6 +150,7 @@ fn open_encoder(args: &Args, width: u32, height: u32) -> Result<Box<dyn VideoEnc
     let (kind, _rest) = args.encoder.split_once(':').unwrap_or((&args.encoder, ""));
     Ok(match kind {
         "openh264" => Box::new(OpenH264Encoder::new(settings)?),
+        "nvenc" => Box::new(NvencEncoder::new(settings)?),
         other => bail!("unknown --encoder {other:?}: use openh264, v4l2:/dev/videoN or nvenc"),
     })
 }
