@@ -2,7 +2,7 @@
 //! [`CaptureSource`].
 //!
 //! - [`pattern::PatternSource`]: the moving test pattern (I420), paced at its frame rate;
-//! - [`file`]: raw NV12/I420 files and Y4M files;
+//! - [`file`](mod@file): raw NV12/I420 files and Y4M files;
 //! - [`v4l2::V4l2Capture`] (Linux): a V4L2 camera with MMAP or DMABUF buffers.
 //!
 //! A source hands out one frame at a time, borrowed until the next call, so sources can lend

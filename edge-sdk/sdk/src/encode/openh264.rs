@@ -51,7 +51,8 @@ impl OpenH264Encoder {
     /// An encoder with these settings.
     pub fn new(settings: EncoderSettings) -> Result<Self, EncodeError> {
         let (w, h) = (settings.width, settings.height);
-        if w == 0 || h == 0 || !w.is_multiple_of(2) || !h.is_multiple_of(2) || w > 3840 || h > 2160 {
+        if w == 0 || h == 0 || !w.is_multiple_of(2) || !h.is_multiple_of(2) || w > 3840 || h > 2160
+        {
             return Err(EncodeError::InvalidSettings(format!(
                 "{w}x{h}: width and height must be even, non-zero and at most 3840x2160"
             )));
