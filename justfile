@@ -64,6 +64,10 @@ bench:
     cargo bench -p flowcloud-core --locked
     cargo bench -p flowcloud-worker --locked --bench pipeline
 
+# V4L2 capture and the M2M encoder against the kernel's vivid and vicodec drivers in a qemu guest (downloads and caches under target/v4l2-vm).
+v4l2-vm:
+    tests/v4l2-vm/run.sh
+
 # Build the API documentation of the workspace.
 doc:
     cargo doc --workspace --no-deps

@@ -31,6 +31,7 @@ APT_PACKAGES=(
   gstreamer1.0-libav
   python3
   python3-venv
+  libelf1 xz-utils  # tests/v4l2-vm: objtool for the out-of-tree vicodec build; unpacking the kernel
 )
 RUST_TARGETS=(thumbv7em-none-eabihf)      # a bare-metal build proves the core is no_std
 RUST_COMPONENTS=(rustfmt clippy)

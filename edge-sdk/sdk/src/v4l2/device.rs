@@ -1,0 +1,472 @@
+//! An open V4L2 device node and the thin `Result` layer over its ioctls.
+
+use core::ffi::{CStr, c_int};
+use std::fs::OpenOptions;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use super::bindings::{self as b, ioctl};
+use super::{BufType, Capability, Format, FourCc, V4l2Error};
+
+/// An open V4L2 device node; closed on drop.
+///
+/// Opened non-blocking: `VIDIOC_DQBUF` never sleeps in the kernel, waiting is done with
+/// `poll` and a timeout so a stalled driver cannot hang the camera.
+#[derive(Debug)]
+pub struct Device {
+    fd: OwnedFd,
+    path: String,
+}
+
+impl Device {
+    /// Opens `path` read-write, non-blocking, close-on-exec.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, V4l2Error> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| {
+                let errno = e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
+                V4l2Error::new(name.clone(), "open", errno)
+            })?;
+        Ok(Self {
+            fd: file.into(),
+            path: name,
+        })
+    }
+
+    /// The path it was opened with.
+    #[must_use]
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// An error of `call` on this device.
+    pub(crate) fn error(&self, call: &'static str, errno: Errno) -> V4l2Error {
+        V4l2Error::new(self.path.clone(), call, errno)
+    }
+
+    /// Runs a read/write ioctl, retrying when a signal interrupts it.
+    ///
+    /// # Safety
+    ///
+    /// `request` must be declared with the argument type `T`, and every pointer inside `*arg`
+    /// must be valid for what the kernel reads and writes through it for this request.
+    unsafe fn call<T>(
+        &self,
+        name: &'static str,
+        request: unsafe fn(c_int, *mut T) -> nix::Result<c_int>,
+        arg: &mut T,
+    ) -> Result<c_int, V4l2Error> {
+        loop {
+            // SAFETY: the fd is open for the lifetime of `self`; `arg` is an exclusive borrow
+            // of the type the request is declared with (size-checked against the UAPI), and the
+            // caller vouches for pointers inside it.
+            match unsafe { request(self.fd.as_raw_fd(), arg) } {
+                Err(Errno::EINTR) => {}
+                Err(errno) => return Err(self.error(name, errno)),
+                Ok(value) => return Ok(value),
+            }
+        }
+    }
+
+    /// `VIDIOC_QUERYCAP`.
+    pub fn capability(&self) -> Result<Capability, V4l2Error> {
+        let mut raw = b::v4l2_capability {
+            driver: [0; 16],
+            card: [0; 32],
+            bus_info: [0; 32],
+            version: 0,
+            capabilities: 0,
+            device_caps: 0,
+            reserved: [0; 3],
+        };
+        // SAFETY: `v4l2_capability` holds no pointers and is the request's argument type.
+        unsafe { self.call("VIDIOC_QUERYCAP", ioctl::vidioc_querycap, &mut raw) }?;
+        Ok(Capability {
+            driver: c_string(&raw.driver),
+            card: c_string(&raw.card),
+            bus_info: c_string(&raw.bus_info),
+            version: raw.version,
+            capabilities: raw.capabilities,
+            device_caps: raw.device_caps,
+        })
+    }
+
+    /// The formats a queue offers (`VIDIOC_ENUM_FMT`), in the driver's order of preference.
+    pub fn formats(&self, buf_type: BufType) -> Result<Vec<FourCc>, V4l2Error> {
+        let mut formats = Vec::new();
+        // Bounded: a driver lists a few dozen formats at most.
+        for index in 0..256 {
+            let mut desc = b::v4l2_fmtdesc {
+                index,
+                type_: buf_type.raw(),
+                flags: 0,
+                description: [0; 32],
+                pixelformat: 0,
+                mbus_code: 0,
+                reserved: [0; 3],
+            };
+            // SAFETY: `v4l2_fmtdesc` holds no pointers and is the request's argument type.
+            match unsafe { self.call("VIDIOC_ENUM_FMT", ioctl::vidioc_enum_fmt, &mut desc) } {
+                Ok(_) => formats.push(FourCc(desc.pixelformat)),
+                // EINVAL past the last index ends the list.
+                Err(e) if e.errno == Errno::EINVAL => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(formats)
+    }
+
+    /// The current format of a queue (`VIDIOC_G_FMT`).
+    pub fn format(&self, buf_type: BufType) -> Result<Format, V4l2Error> {
+        let mut raw = empty_format(buf_type);
+        // SAFETY: `v4l2_format` holds no pointers (the `win` member with pointers is not
+        // used for video types) and is the request's argument type.
+        unsafe { self.call("VIDIOC_G_FMT", ioctl::vidioc_g_fmt, &mut raw) }?;
+        Ok(Format::from_raw(buf_type, &raw))
+    }
+
+    /// Asks for a format (`VIDIOC_S_FMT`) and returns what the driver made of it: it may change
+    /// the size, the strides and even the pixel format.
+    pub(crate) fn set_format(
+        &self,
+        buf_type: BufType,
+        fourcc: FourCc,
+        width: u32,
+        height: u32,
+        sizeimage: u32,
+    ) -> Result<Format, V4l2Error> {
+        let mut raw = empty_format(buf_type);
+        if buf_type.is_multiplanar() {
+            let mut plane_fmt = [b::v4l2_plane_pix_format {
+                sizeimage: 0,
+                bytesperline: 0,
+                reserved: [0; 6],
+            }; b::VIDEO_MAX_PLANES];
+            // A coded format's buffer size is the application's call (the kernel only raises it).
+            plane_fmt[0].sizeimage = sizeimage;
+            raw.fmt.pix_mp = b::v4l2_pix_format_mplane {
+                width,
+                height,
+                pixelformat: fourcc.0,
+                field: b::V4L2_FIELD_NONE,
+                colorspace: 0,
+                plane_fmt,
+                num_planes: 0,
+                flags: 0,
+                ycbcr_enc: 0,
+                quantization: 0,
+                xfer_func: 0,
+                reserved: [0; 7],
+            };
+        } else {
+            raw.fmt.pix = b::v4l2_pix_format {
+                width,
+                height,
+                pixelformat: fourcc.0,
+                field: b::V4L2_FIELD_NONE,
+                bytesperline: 0,
+                sizeimage,
+                colorspace: 0,
+                priv_: 0,
+                flags: 0,
+                ycbcr_enc: 0,
+                quantization: 0,
+                xfer_func: 0,
+            };
+        }
+        // SAFETY: as in `format`.
+        unsafe { self.call("VIDIOC_S_FMT", ioctl::vidioc_s_fmt, &mut raw) }?;
+        Ok(Format::from_raw(buf_type, &raw))
+    }
+
+    /// `VIDIOC_REQBUFS`: allocates `count` buffers (0 frees them); returns how many the driver
+    /// allocated and its `V4L2_BUF_CAP_*` flags.
+    pub(crate) fn request_buffers(
+        &self,
+        buf_type: BufType,
+        memory: u32,
+        count: u32,
+    ) -> Result<(u32, u32), V4l2Error> {
+        let mut req = b::v4l2_requestbuffers {
+            count,
+            type_: buf_type.raw(),
+            memory,
+            capabilities: 0,
+            flags: 0,
+            reserved: [0; 3],
+        };
+        // SAFETY: `v4l2_requestbuffers` holds no pointers and is the request's argument type.
+        unsafe { self.call("VIDIOC_REQBUFS", ioctl::vidioc_reqbufs, &mut req) }?;
+        Ok((req.count, req.capabilities))
+    }
+
+    /// Runs `VIDIOC_QUERYBUF`, `VIDIOC_QBUF` or `VIDIOC_DQBUF` on `buf`; for multi-planar types
+    /// `planes` is attached as the plane array (and filled by the kernel where it writes back).
+    fn buffer_call(
+        &self,
+        name: &'static str,
+        request: unsafe fn(c_int, *mut b::v4l2_buffer) -> nix::Result<c_int>,
+        buf_type: BufType,
+        buf: &mut b::v4l2_buffer,
+        planes: &mut [b::v4l2_plane; b::VIDEO_MAX_PLANES],
+    ) -> Result<(), V4l2Error> {
+        buf.type_ = buf_type.raw();
+        if buf_type.is_multiplanar() {
+            buf.m.planes = planes.as_mut_ptr();
+            // The array's capacity; the kernel uses as many entries as the buffer has planes.
+            buf.length = b::VIDEO_MAX_PLANES as u32;
+        }
+        // SAFETY: `v4l2_buffer` is the request's argument type. Its only pointer, `m.planes`, is
+        // set just above for multi-planar types to `planes`, an exclusively borrowed array of
+        // `length` entries that outlives the call; single-planar types use `m` as an integer.
+        unsafe { self.call(name, request, buf) }?;
+        Ok(())
+    }
+
+    /// `VIDIOC_QUERYBUF`.
+    pub(crate) fn query_buffer(
+        &self,
+        buf_type: BufType,
+        buf: &mut b::v4l2_buffer,
+        planes: &mut [b::v4l2_plane; b::VIDEO_MAX_PLANES],
+    ) -> Result<(), V4l2Error> {
+        self.buffer_call(
+            "VIDIOC_QUERYBUF",
+            ioctl::vidioc_querybuf,
+            buf_type,
+            buf,
+            planes,
+        )
+    }
+
+    /// `VIDIOC_QBUF`.
+    pub(crate) fn queue_buffer(
+        &self,
+        buf_type: BufType,
+        buf: &mut b::v4l2_buffer,
+        planes: &mut [b::v4l2_plane; b::VIDEO_MAX_PLANES],
+    ) -> Result<(), V4l2Error> {
+        self.buffer_call("VIDIOC_QBUF", ioctl::vidioc_qbuf, buf_type, buf, planes)
+    }
+
+    /// `VIDIOC_DQBUF` (non-blocking: `EAGAIN` when no buffer is ready).
+    pub(crate) fn dequeue_buffer(
+        &self,
+        buf_type: BufType,
+        buf: &mut b::v4l2_buffer,
+        planes: &mut [b::v4l2_plane; b::VIDEO_MAX_PLANES],
+    ) -> Result<(), V4l2Error> {
+        self.buffer_call("VIDIOC_DQBUF", ioctl::vidioc_dqbuf, buf_type, buf, planes)
+    }
+
+    /// `VIDIOC_EXPBUF`: a DMABUF fd for one plane of an MMAP buffer.
+    pub(crate) fn export_buffer(
+        &self,
+        buf_type: BufType,
+        index: u32,
+        plane: u32,
+    ) -> Result<OwnedFd, V4l2Error> {
+        let mut exp = b::v4l2_exportbuffer {
+            type_: buf_type.raw(),
+            index,
+            plane,
+            flags: (libc::O_CLOEXEC | libc::O_RDWR) as u32,
+            fd: -1,
+            reserved: [0; 11],
+        };
+        // SAFETY: `v4l2_exportbuffer` holds no pointers and is the request's argument type.
+        unsafe { self.call("VIDIOC_EXPBUF", ioctl::vidioc_expbuf, &mut exp) }?;
+        if exp.fd < 0 {
+            return Err(self.error("VIDIOC_EXPBUF", Errno::EBADF));
+        }
+        // SAFETY: on success the kernel installed a new fd in our table and handed it to us;
+        // nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(exp.fd) })
+    }
+
+    fn stream(
+        &self,
+        name: &'static str,
+        request: unsafe fn(c_int, *const c_int) -> nix::Result<c_int>,
+        buf_type: BufType,
+    ) -> Result<(), V4l2Error> {
+        let arg = buf_type.raw() as c_int;
+        loop {
+            // SAFETY: the fd is open; STREAMON/STREAMOFF read one `int`, which `arg` is.
+            match unsafe { request(self.fd.as_raw_fd(), &arg) } {
+                Err(Errno::EINTR) => {}
+                Err(errno) => return Err(self.error(name, errno)),
+                Ok(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// `VIDIOC_STREAMON`.
+    pub(crate) fn stream_on(&self, buf_type: BufType) -> Result<(), V4l2Error> {
+        self.stream("VIDIOC_STREAMON", ioctl::vidioc_streamon, buf_type)
+    }
+
+    /// `VIDIOC_STREAMOFF`: stops the queue and takes every buffer back from the driver.
+    pub(crate) fn stream_off(&self, buf_type: BufType) -> Result<(), V4l2Error> {
+        self.stream("VIDIOC_STREAMOFF", ioctl::vidioc_streamoff, buf_type)
+    }
+
+    /// Sets the frame interval of a queue (`VIDIOC_S_PARM`) to `1 / fps` and returns the rate
+    /// the driver chose as (numerator, denominator) frames per second, or `None` when the
+    /// driver does not support frame intervals on this queue.
+    pub(crate) fn set_frame_rate(
+        &self,
+        buf_type: BufType,
+        fps: (u32, u32),
+    ) -> Result<Option<(u32, u32)>, V4l2Error> {
+        let mut parm = b::v4l2_streamparm {
+            type_: buf_type.raw(),
+            parm: b::v4l2_streamparm_parm { raw_data: [0; 200] },
+        };
+        // SAFETY: `v4l2_streamparm` holds no pointers and is the request's argument type.
+        match unsafe { self.call("VIDIOC_G_PARM", ioctl::vidioc_g_parm, &mut parm) } {
+            Ok(_) => {}
+            Err(e) if matches!(e.errno, Errno::ENOTTY | Errno::EINVAL) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        // Capture and output parameters share their layout up to `timeperframe`.
+        // SAFETY: both union members are plain integers, so any bytes are valid.
+        let capability = unsafe { parm.parm.capture.capability };
+        if capability & b::V4L2_CAP_TIMEPERFRAME == 0 {
+            return Ok(None);
+        }
+        let interval = b::v4l2_fract {
+            numerator: fps.1,
+            denominator: fps.0,
+        };
+        // Writing a union member is safe; the capture and output members differ after it.
+        if buf_type == BufType::VideoCapture || buf_type == BufType::VideoCaptureMplane {
+            parm.parm.capture.timeperframe = interval;
+        } else {
+            parm.parm.output.timeperframe = interval;
+        }
+        // SAFETY: as for G_PARM.
+        unsafe { self.call("VIDIOC_S_PARM", ioctl::vidioc_s_parm, &mut parm) }?;
+        // SAFETY: plain integers, see above.
+        let chosen = unsafe { parm.parm.capture.timeperframe };
+        Ok((chosen.numerator != 0 && chosen.denominator != 0)
+            .then_some((chosen.denominator, chosen.numerator)))
+    }
+
+    /// `VIDIOC_QUERYCTRL`: `None` when the driver has no such control (or it is disabled or
+    /// read-only); otherwise its (minimum, maximum).
+    pub(crate) fn query_control(&self, id: u32) -> Result<Option<(i32, i32)>, V4l2Error> {
+        let mut query = b::v4l2_queryctrl {
+            id,
+            type_: 0,
+            name: [0; 32],
+            minimum: 0,
+            maximum: 0,
+            step: 0,
+            default_value: 0,
+            flags: 0,
+            reserved: [0; 2],
+        };
+        // SAFETY: `v4l2_queryctrl` holds no pointers and is the request's argument type.
+        match unsafe { self.call("VIDIOC_QUERYCTRL", ioctl::vidioc_queryctrl, &mut query) } {
+            Ok(_) => {}
+            Err(e) if e.errno == Errno::EINVAL => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let unusable = b::V4L2_CTRL_FLAG_DISABLED | b::V4L2_CTRL_FLAG_READ_ONLY;
+        Ok((query.flags & unusable == 0).then_some((query.minimum, query.maximum)))
+    }
+
+    /// `VIDIOC_S_CTRL`; returns the value the driver stored (it may clamp).
+    pub(crate) fn set_control(&self, id: u32, value: i32) -> Result<i32, V4l2Error> {
+        let mut control = b::v4l2_control { id, value };
+        // SAFETY: `v4l2_control` holds no pointers and is the request's argument type.
+        unsafe { self.call("VIDIOC_S_CTRL", ioctl::vidioc_s_ctrl, &mut control) }?;
+        Ok(control.value)
+    }
+
+    /// `VIDIOC_ENCODER_CMD` (`V4L2_ENC_CMD_START`, `V4L2_ENC_CMD_STOP`, …).
+    pub(crate) fn encoder_command(&self, cmd: u32) -> Result<(), V4l2Error> {
+        let mut command = b::v4l2_encoder_cmd {
+            cmd,
+            flags: 0,
+            data: [0; 8],
+        };
+        // SAFETY: `v4l2_encoder_cmd` holds no pointers and is the request's argument type.
+        unsafe {
+            self.call(
+                "VIDIOC_ENCODER_CMD",
+                ioctl::vidioc_encoder_cmd,
+                &mut command,
+            )
+        }?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for any of `events`; returns the events that occurred (empty on
+    /// timeout). `POLLIN` means a capture-type buffer is ready to dequeue, `POLLOUT` an
+    /// output-type one, `POLLERR` that the queue is not streaming or the device failed.
+    pub(crate) fn poll(
+        &self,
+        events: PollFlags,
+        timeout: Duration,
+    ) -> Result<PollFlags, V4l2Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Round up so a sub-millisecond remainder is not a busy loop.
+            let millis = left.as_micros().div_ceil(1000);
+            let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(self.fd.as_fd(), events)];
+            match nix::poll::poll(&mut fds, timeout) {
+                Ok(0) => return Ok(PollFlags::empty()),
+                Ok(_) => return Ok(fds[0].revents().unwrap_or(PollFlags::empty())),
+                Err(Errno::EINTR) if !left.is_zero() => {}
+                Err(errno) => return Err(self.error("poll", errno)),
+            }
+        }
+    }
+}
+
+impl AsFd for Device {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn empty_format(buf_type: BufType) -> b::v4l2_format {
+    b::v4l2_format {
+        type_: buf_type.raw(),
+        fmt: b::v4l2_format_fmt { raw_data: [0; 200] },
+    }
+}
+
+/// A NUL-terminated (or full-length) C string field as text.
+fn c_string(bytes: &[u8]) -> String {
+    match CStr::from_bytes_until_nul(bytes) {
+        Ok(s) => s.to_string_lossy().into_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_strings_stop_at_the_first_nul_or_the_field_end() {
+        assert_eq!(c_string(b"vivid\0\0\0garbage"), "vivid");
+        assert_eq!(c_string(b"full"), "full");
+    }
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Packs the guest's whole userland into $VM_DIR/initramfs.gz: busybox-static, the media
+# modules in load order (vivid from the distribution kernel, vicodec and v4l2-mem2mem from
+# build-modules.sh, and what they depend on), the static check binary and /init.
+# Always rebuilt: it takes well under a second.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+load_kernel_env
+
+MODULE_DIR=$KERNEL_ROOT/image/lib/modules/$KABI
+BUSYBOX=$TOOLS_ROOT/bin/busybox
+[[ -x $BUSYBOX ]] || die "$BUSYBOX is missing: run fetch.sh"
+[[ -f $VM_DIR/modules/vicodec.ko ]] || die "vicodec.ko is missing: run build-modules.sh"
+[[ -x $VM_DIR/v4l2_guest_check ]] || die "the guest binary is missing: run build-guest.sh"
+
+ROOT=$VM_DIR/initramfs
+rm -rf "$ROOT"
+mkdir -p "$ROOT"/{bin,dev,proc,sys,tmp,modules}
+cp "$BUSYBOX" "$ROOT/bin/busybox"
+cp "$SCRIPTS/guest-init.sh" "$ROOT/init"
+cp "$VM_DIR/v4l2_guest_check" "$ROOT/v4l2_guest_check"
+chmod +x "$ROOT/init" "$ROOT/v4l2_guest_check"
+
+# Where a module named in a `depends=` list is: ours first, then the kernel's.
+module_path() {
+  if [[ -f $VM_DIR/modules/$1.ko ]]; then
+    echo "$VM_DIR/modules/$1.ko"
+    return
+  fi
+  local found
+  found=$(find "$MODULE_DIR/kernel" -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" | head -n 1)
+  [[ -n $found ]] || die "module $1 is not among the kernel's media modules (fetch.sh unpacks drivers/media only)"
+  echo "$found"
+}
+
+# busybox insmod cannot read compressed modules.
+module_bytes() {
+  case $1 in
+    *.xz) xz -dc "$1" ;;
+    *.zst) zstd -dcq "$1" ;;
+    *) cat "$1" ;;
+  esac
+}
+
+# Adds a module after everything it depends on (read from its .modinfo `depends=` field, the
+# list modprobe would follow), once.
+declare -A added=()
+add_module() { # add_module <name> [parameters...]
+  local name=$1 path dep
+  [[ -n ${added[$name]:-} ]] && return
+  added[$name]=1
+  path=$(module_path "$name")
+  module_bytes "$path" >"$ROOT/modules/$name.ko"
+  for dep in $(tr '\0' '\n' <"$ROOT/modules/$name.ko" | sed -n 's/^depends=//p' | tr ',' ' '); do
+    add_module "$dep"
+  done
+  echo "$name.ko ${*:2}" >>"$ROOT/modules/load-order"
+}
+: >"$ROOT/modules/load-order"
+add_module vivid
+# multiplanar=1: the multi-planar API, as SoC encoders (Jetson's among them) have it.
+add_module vicodec multiplanar=1
+
+(cd "$ROOT" && find . | LC_ALL=C sort | "$BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null | gzip -1) \
+  >"$VM_DIR/initramfs.gz"
+log "initramfs: $(du -h "$VM_DIR/initramfs.gz" | cut -f1), modules: $(cut -d' ' -f1 "$ROOT/modules/load-order" | tr '\n' ' ')"
