@@ -28,6 +28,7 @@ test: setup
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
     cargo clippy -p flowcloud-core --no-default-features --locked -- -D warnings
+    cargo clippy -p flowcloud-edge --no-default-features --all-targets --locked -- -D warnings
     cargo build -p flowcloud-core --no-default-features --target thumbv7em-none-eabihf --locked
     cargo test --workspace --locked
     cargo test -p flowcloud-core --no-default-features --locked --lib
@@ -35,6 +36,7 @@ test: setup
     {{ just_executable() }} fuzz 60
     cargo bench -p flowcloud-core --locked -- --test
     cargo bench -p flowcloud-worker --locked --bench pipeline -- --test
+    cargo bench -p flowcloud-edge --locked --bench sender -- --test
 
 # Compile every fuzz target of the protocol core (nightly).
 fuzz-build: _fuzz-crate
@@ -59,10 +61,11 @@ fuzz seconds="60": _fuzz-crate
         cargo +nightly fuzz run "$target" "${dirs[@]}" -- -max_total_time={{ seconds }}
     done
 
-# Run the benchmarks: the protocol core (criterion) and the worker's CPU path against ONNX Runtime from Python.
+# Run the benchmarks: the protocol core (criterion), the worker's CPU path against ONNX Runtime from Python, the edge sender against GStreamer.
 bench:
     cargo bench -p flowcloud-core --locked
     cargo bench -p flowcloud-worker --locked --bench pipeline
+    cargo bench -p flowcloud-edge --locked --bench sender
 
 # V4L2 capture and the M2M encoder against the kernel's vivid and vicodec drivers in a qemu guest (downloads and caches under target/v4l2-vm).
 v4l2-vm:
