@@ -32,6 +32,7 @@ test: setup
     cargo build -p flowcloud-core --no-default-features --target thumbv7em-none-eabihf --locked
     cargo test --workspace --locked
     cargo test -p flowcloud-core --no-default-features --locked --lib
+    {{ just_executable() }} v4l2-vm
     {{ just_executable() }} fuzz-check
     {{ just_executable() }} fuzz 60
     cargo bench -p flowcloud-core --locked -- --test

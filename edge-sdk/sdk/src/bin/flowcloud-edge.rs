@@ -137,20 +137,38 @@ fn open_source(args: &Args) -> Result<(Box<dyn CaptureSource>, bool)> {
             Box::new(Y4mSource::open(rest)?.looping(args.looping)),
             false,
         ),
+        #[cfg(target_os = "linux")]
+        "v4l2" => {
+            use flowcloud_edge::capture::v4l2::{CaptureMemory, V4l2Capture, V4l2CaptureConfig};
+            let mut config = V4l2CaptureConfig::new(args.width, args.height, PixelFormat::Nv12);
+            config.frame_rate = (args.fps, 1);
+            // A hardware encoder takes the camera's buffers without a copy.
+            if args.encoder.starts_with("v4l2:") {
+                config.memory = CaptureMemory::DmabufExport;
+            }
+            (Box::new(V4l2Capture::open(rest, &config)?), true)
+        }
         other => {
             bail!("unknown --source {other:?}: use pattern, raw:PATH, y4m:PATH or v4l2:/dev/videoN")
         }
     })
 }
 
-fn open_encoder(args: &Args, width: u32, height: u32) -> Result<Box<dyn VideoEncoder>> {
+fn open_encoder(args: &Args, format: VideoFormat) -> Result<Box<dyn VideoEncoder>> {
+    let (width, height, raw) = (format.width, format.height, format.pixel_format);
     let mut settings = EncoderSettings::new(width, height, args.fps);
     settings.bitrate_bps = args.bitrate;
     settings.keyframe_interval = args.keyframe_interval;
-    let (kind, _rest) = args.encoder.split_once(':').unwrap_or((&args.encoder, ""));
+    let (kind, rest) = args.encoder.split_once(':').unwrap_or((&args.encoder, ""));
     Ok(match kind {
         "openh264" => Box::new(OpenH264Encoder::new(settings)?),
         "nvenc" => Box::new(NvencEncoder::new(settings)?),
+        #[cfg(target_os = "linux")]
+        "v4l2" if !rest.is_empty() => {
+            use flowcloud_edge::encode::v4l2_m2m::V4l2M2mEncoder;
+            use flowcloud_edge::v4l2::FourCc;
+            Box::new(V4l2M2mEncoder::new(rest, settings, raw, FourCc::H264)?)
+        }
         other => bail!("unknown --encoder {other:?}: use openh264, v4l2:/dev/videoN or nvenc"),
     })
 }
@@ -258,7 +276,7 @@ fn run(args: &Args) -> Result<()> {
     let server = resolve(&args.server)?;
     let (mut source, self_paced) = open_source(args)?;
     let format = source.format();
-    let mut encoder = open_encoder(args, format.width, format.height)?;
+    let mut encoder = open_encoder(args, format)?;
     let mut config = SenderConfig::new(server, &args.cname);
     config.queue_bytes = args.queue_bytes;
     config.reconnect_max = Duration::from_millis(args.reconnect_max_ms);
