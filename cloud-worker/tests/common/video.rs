@@ -45,6 +45,8 @@ pub fn encode_clip(seed: u32, frames: u32, keyframe_interval: u32) -> Vec<Vec<u8
         .starting_at(u64::from(13 * seed));
     let mut settings = EncoderSettings::new(WIDTH as u32, HEIGHT as u32, 30);
     settings.keyframe_interval = keyframe_interval;
+    // Frames of a few KiB, so tests can rely on FU-A fragmentation at small payload budgets.
+    settings.bitrate_bps = 1_000_000;
     let mut encoder = OpenH264Encoder::new(settings).unwrap();
     let mut out = Vec::with_capacity(1 << 20);
     (0..frames)
