@@ -432,7 +432,7 @@ fn run(args: &Args) -> Result<()> {
     println!(
         "{:<14} {:>6} {:>7} {:>6} {:>6} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6}  top classes (pixel share)",
         "camera",
-        "sent",
+        "frames",
         "results",
         "%",
         "fps",

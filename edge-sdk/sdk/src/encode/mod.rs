@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use crate::capture::CapturedFrame;
-use crate::picture::PixelFormat;
+use crate::picture::{Picture, PixelFormat};
 
 pub mod nvenc;
 #[cfg(feature = "openh264")]
@@ -54,6 +54,50 @@ impl EncoderSettings {
             },
             keyframe_interval: fps.saturating_mul(2),
         }
+    }
+}
+
+impl EncoderSettings {
+    /// Checks what every encoder needs: an even, non-zero size of at most
+    /// `max_width × max_height`, and a non-zero frame rate and bitrate.
+    pub fn validate(&self, max_width: u32, max_height: u32) -> Result<(), EncodeError> {
+        let (w, h) = (self.width, self.height);
+        if w == 0 || h == 0 || !w.is_multiple_of(2) || !h.is_multiple_of(2) {
+            return Err(EncodeError::InvalidSettings(format!(
+                "{w}x{h}: width and height must be even and non-zero"
+            )));
+        }
+        if w > max_width || h > max_height {
+            return Err(EncodeError::InvalidSettings(format!(
+                "{w}x{h}: this encoder takes at most {max_width}x{max_height}"
+            )));
+        }
+        if self.fps == 0 || self.bitrate_bps == 0 {
+            return Err(EncodeError::InvalidSettings(
+                "frame rate and bitrate must be non-zero".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that `picture` has the configured size (and `format`, when the encoder takes
+    /// only one).
+    pub fn check_picture(
+        &self,
+        picture: &Picture<'_>,
+        format: Option<PixelFormat>,
+    ) -> Result<(), EncodeError> {
+        let size_ok = picture.width() == self.width && picture.height() == self.height;
+        if size_ok && format.is_none_or(|f| f == picture.format()) {
+            return Ok(());
+        }
+        Err(EncodeError::PictureMismatch {
+            width: picture.width(),
+            height: picture.height(),
+            format: picture.format(),
+            expected_width: self.width,
+            expected_height: self.height,
+        })
     }
 }
 
@@ -158,4 +202,52 @@ pub(crate) fn append_within_capacity(out: &mut Vec<u8>, data: &[u8]) -> Result<(
     }
     out.extend_from_slice(data);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_and_pictures_are_checked_the_same_way_for_every_encoder() {
+        assert!(
+            EncoderSettings::new(640, 360, 30)
+                .validate(3840, 2160)
+                .is_ok()
+        );
+        for bad in [
+            EncoderSettings::new(641, 360, 30),
+            EncoderSettings::new(0, 360, 30),
+            EncoderSettings::new(4096, 2160, 30),
+            EncoderSettings::new(640, 360, 0),
+        ] {
+            assert!(
+                matches!(
+                    bad.validate(3840, 2160),
+                    Err(EncodeError::InvalidSettings(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        let settings = EncoderSettings::new(4, 2, 30);
+        let data = [0u8; 16];
+        let i420 = Picture::packed(PixelFormat::I420, 4, 2, &data).unwrap();
+        let nv12 = Picture::packed(PixelFormat::Nv12, 4, 2, &data).unwrap();
+        let small = Picture::packed(PixelFormat::I420, 2, 2, &data).unwrap();
+        assert!(settings.check_picture(&i420, None).is_ok());
+        assert!(settings.check_picture(&nv12, None).is_ok());
+        assert!(
+            settings
+                .check_picture(&nv12, Some(PixelFormat::I420))
+                .is_err()
+        );
+        assert!(matches!(
+            settings.check_picture(&small, None),
+            Err(EncodeError::PictureMismatch {
+                width: 2,
+                expected_width: 4,
+                ..
+            })
+        ));
+    }
 }

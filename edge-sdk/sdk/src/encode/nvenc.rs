@@ -1205,18 +1205,8 @@ impl NvencEncoder {
         settings: EncoderSettings,
         options: NvencOptions,
     ) -> Result<Self, EncodeError> {
+        settings.validate(MAX_DIMENSION, MAX_DIMENSION)?;
         let (w, h) = (settings.width, settings.height);
-        if w == 0 || h == 0 || w % 2 != 0 || h % 2 != 0 || w > MAX_DIMENSION || h > MAX_DIMENSION {
-            return Err(EncodeError::InvalidSettings(format!(
-                "{w}x{h}: width and height must be even, non-zero and at most \
-                 {MAX_DIMENSION}x{MAX_DIMENSION}"
-            )));
-        }
-        if settings.fps == 0 || settings.bitrate_bps == 0 {
-            return Err(EncodeError::InvalidSettings(
-                "frame rate and bitrate must be non-zero".into(),
-            ));
-        }
         let library = Rc::new(library);
         let context = CudaContext::create(Rc::clone(&library), options.cuda_device)?;
         let session = Rc::new(Session::open(context)?);
@@ -1340,16 +1330,8 @@ impl VideoEncoder for NvencEncoder {
         let started = Instant::now();
         out.clear();
         let picture = &frame.picture;
+        self.settings.check_picture(picture, None)?;
         let (w, h) = (self.settings.width, self.settings.height);
-        if picture.width() != w || picture.height() != h {
-            return Err(EncodeError::PictureMismatch {
-                width: picture.width(),
-                height: picture.height(),
-                format: picture.format(),
-                expected_width: w,
-                expected_height: h,
-            });
-        }
         if self.finished {
             return Err(EncodeError::Backend {
                 encoder: NAME,

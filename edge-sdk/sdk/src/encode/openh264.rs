@@ -50,18 +50,9 @@ fn backend(e: impl core::fmt::Display) -> EncodeError {
 impl OpenH264Encoder {
     /// An encoder with these settings.
     pub fn new(settings: EncoderSettings) -> Result<Self, EncodeError> {
+        // openh264's limit (level 5.2).
+        settings.validate(3840, 2160)?;
         let (w, h) = (settings.width, settings.height);
-        if w == 0 || h == 0 || !w.is_multiple_of(2) || !h.is_multiple_of(2) || w > 3840 || h > 2160
-        {
-            return Err(EncodeError::InvalidSettings(format!(
-                "{w}x{h}: width and height must be even, non-zero and at most 3840x2160"
-            )));
-        }
-        if settings.fps == 0 || settings.bitrate_bps == 0 {
-            return Err(EncodeError::InvalidSettings(
-                "frame rate and bitrate must be non-zero".into(),
-            ));
-        }
         let config = EncoderConfig::new()
             .profile(Profile::Baseline)
             .usage_type(UsageType::CameraVideoRealTime)
@@ -104,16 +95,8 @@ impl VideoEncoder for OpenH264Encoder {
         let started = Instant::now();
         out.clear();
         let picture = &frame.picture;
+        self.settings.check_picture(picture, None)?;
         let (w, h) = (self.settings.width, self.settings.height);
-        if picture.width() != w || picture.height() != h {
-            return Err(EncodeError::PictureMismatch {
-                width: picture.width(),
-                height: picture.height(),
-                format: picture.format(),
-                expected_width: w,
-                expected_height: h,
-            });
-        }
         let (y, u, v) = if picture.format() == PixelFormat::I420 {
             let p = picture.planes();
             (p[0], p[1], p[2])

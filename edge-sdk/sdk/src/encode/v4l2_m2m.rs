@@ -116,13 +116,9 @@ impl V4l2M2mEncoder {
         raw: PixelFormat,
         coded: FourCc,
     ) -> Result<Self, EncodeError> {
+        // The driver reports its own size limits when the formats are set.
+        settings.validate(u32::MAX, u32::MAX)?;
         let (w, h) = (settings.width, settings.height);
-        if w == 0 || h == 0 || !w.is_multiple_of(2) || !h.is_multiple_of(2) || settings.fps == 0 {
-            return Err(EncodeError::InvalidSettings(format!(
-                "{w}x{h} at {} fps: width and height must be even and non-zero, fps non-zero",
-                settings.fps
-            )));
-        }
         let device = Arc::new(Device::open(path)?);
         let capability = device.capability()?;
         if !capability.is_m2m_mplane() || !capability.has_streaming() {
@@ -754,16 +750,7 @@ impl VideoEncoder for V4l2M2mEncoder {
         let started = Instant::now();
         out.clear();
         let picture = &frame.picture;
-        let (w, h) = (self.settings.width, self.settings.height);
-        if picture.width() != w || picture.height() != h || picture.format() != self.raw {
-            return Err(EncodeError::PictureMismatch {
-                width: picture.width(),
-                height: picture.height(),
-                format: picture.format(),
-                expected_width: w,
-                expected_height: h,
-            });
-        }
+        self.settings.check_picture(picture, Some(self.raw))?;
         match self.state {
             State::Encoding => {}
             State::Draining => {
