@@ -3,15 +3,27 @@
 # ONNX Runtime backend (libonnxruntime.so ships inside the onnxruntime wheel) and the engines/
 # tooling need. The worker finds the library there on its own (or through ORT_DYLIB_PATH).
 #
+#   .ci/python-env.sh           the base set: ONNX Runtime, onnx, numpy, Pillow
+#   .ci/python-env.sh --torch   also PyTorch and torchvision (about 5.7 GB with their CUDA
+#                               libraries), for exporting and training models in engines/
+#
 # Idempotent: creates the venv only when missing and installs only when a pinned version differs;
 # a second run takes about a second. Prints one line; an install's output is shown only on failure.
 # Needs `python3` with the venv module (Debian: the python3-venv package).
 set -euo pipefail
 
 # ort 2.0.0-rc.15 needs ONNX Runtime >= 1.17 (C API 17) and was built against 1.31.
-ONNXRUNTIME_VERSION="1.31.1"
-ONNX_VERSION="1.23.2"
-NUMPY_VERSION="2.4.6"
+BASE_PACKAGES=(
+  onnxruntime==1.31.1
+  onnx==1.23.2
+  numpy==2.4.6
+  pillow==13.0.0
+)
+TORCH_PACKAGES=(
+  torch==2.15.0
+  torchvision==0.29.2
+  tqdm==4.70.1
+)
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV=".venv"
@@ -19,6 +31,14 @@ PY="$VENV/bin/python"
 
 step() { printf 'setup: %-28s %s\n' "$1" "$2"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+packages=("${BASE_PACKAGES[@]}")
+label="python venv"
+case "${1:-}" in
+  "") ;;
+  --torch) packages+=("${TORCH_PACKAGES[@]}"); label="python venv (torch)" ;;
+  *) die "unknown argument '$1' (expected nothing or --torch)" ;;
+esac
 
 LOG="$(mktemp)"
 trap 'rm -f "$LOG"' EXIT
@@ -39,25 +59,23 @@ if [[ ! -x $PY ]]; then
   fi
 fi
 
-# Exit status 0 when every pinned package is installed at its pinned version.
+# Exit status 0 when every requirement `name==version` is installed at that version.
 pinned_ok() {
-  "$PY" - "$ONNXRUNTIME_VERSION" "$ONNX_VERSION" "$NUMPY_VERSION" <<'PYEOF' >/dev/null 2>&1
+  "$PY" - "$@" <<'PYEOF' >/dev/null 2>&1
 import sys
 from importlib.metadata import version, PackageNotFoundError
-want = dict(zip(["onnxruntime", "onnx", "numpy"], sys.argv[1:]))
 try:
-    sys.exit(0 if all(version(p) == v for p, v in want.items()) else 1)
+    sys.exit(0 if all(version(n) == v for n, v in (r.split("==") for r in sys.argv[1:])) else 1)
 except PackageNotFoundError:
     sys.exit(1)
 PYEOF
 }
 
-if pinned_ok; then
+if pinned_ok "${packages[@]}"; then
   state="ok"
 else
-  quietly "$PY" -m pip install --disable-pip-version-check --no-input -q \
-    "onnxruntime==$ONNXRUNTIME_VERSION" "onnx==$ONNX_VERSION" "numpy==$NUMPY_VERSION"
-  pinned_ok || die "the packages in $VENV are not at the pinned versions after installing them"
+  quietly "$PY" -m pip install --disable-pip-version-check --no-input -q "${packages[@]}"
+  pinned_ok "${packages[@]}" || die "the packages in $VENV are not at the pinned versions after installing them"
   state="ok (installed)"
 fi
-step "python venv" "$state: onnxruntime $ONNXRUNTIME_VERSION, onnx $ONNX_VERSION, numpy $NUMPY_VERSION in $VENV"
+step "$label" "$state: ${packages[*]} in $VENV"

@@ -788,6 +788,7 @@ mod tests {
             classes: crate::engine::ClassSet::CityscapesTrain,
             output_stride: 8,
             precision: crate::engine::Precision::Fp32,
+            source: None,
         };
         let p = PreprocessParams::from(&m);
         assert_eq!((p.out_width, p.out_height), (520, 260));

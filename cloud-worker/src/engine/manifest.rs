@@ -13,9 +13,10 @@
 //! classes = "cityscapes-train"        # 19 train ids; "cityscapes-labels": the 34 label ids
 //! output_stride = 8                   # logits at 1/8 of the input size; 1 = full resolution
 //! precision = "fp32"
+//! source = "deeplabv3_resnet50, weights: checkpoint best.pt (sha256 …)"  # optional
 //! ```
 //!
-//! Every field is required and unknown fields are rejected (a misspelt field would otherwise be
+//! Every field but `source` is required and unknown fields are rejected (a misspelt field would otherwise be
 //! silently ignored). [`ModelManifest::load`] checks each field and names the one that is wrong.
 
 use std::{
@@ -146,6 +147,9 @@ pub struct ModelManifest {
     pub output_stride: u32,
     /// Numeric type of the model.
     pub precision: Precision,
+    /// Where the model and its weights came from (free text for logs; optional).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// A manifest that cannot be used.
@@ -224,6 +228,7 @@ impl fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
+/// The required fields.
 const FIELDS: [&str; 11] = [
     "name",
     "input_name",
@@ -237,6 +242,8 @@ const FIELDS: [&str; 11] = [
     "output_stride",
     "precision",
 ];
+/// The optional fields.
+const OPTIONAL_FIELDS: [&str; 1] = ["source"];
 
 impl ModelManifest {
     /// The manifest path of a model: `<dir>/<stem>.toml` for `<dir>/<stem>.onnx`.
@@ -282,10 +289,17 @@ impl ModelManifest {
     }
 
     fn from_table(table: &toml::Table) -> Result<Self, FieldError> {
-        if let Some(unknown) = table.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        if let Some(unknown) = table
+            .keys()
+            .find(|k| !FIELDS.contains(&k.as_str()) && !OPTIONAL_FIELDS.contains(&k.as_str()))
+        {
             return Err(FieldError::new(
                 unknown,
-                format!("unknown field (the fields are: {})", FIELDS.join(", ")),
+                format!(
+                    "unknown field (the fields are: {}, and optionally {})",
+                    FIELDS.join(", "),
+                    OPTIONAL_FIELDS.join(", ")
+                ),
             ));
         }
         let manifest = Self {
@@ -331,6 +345,10 @@ impl ModelManifest {
                     ));
                 }
             },
+            source: table
+                .get("source")
+                .map(|_| get_str(table, "source").map(str::to_owned))
+                .transpose()?,
         };
         manifest.validate()?;
         Ok(manifest)
@@ -616,6 +634,15 @@ precision = "fp32"
             assert_eq!(err.field(), Some(field), "{err}");
             assert!(err.to_string().contains("missing"), "{err}");
         }
+    }
+
+    #[test]
+    fn source_is_optional_and_must_be_a_string() {
+        assert_eq!(parse(VALID).unwrap().source, None);
+        let m = parse(&format!("{VALID}\nsource = \"demo, seed 7\"\n")).unwrap();
+        assert_eq!(m.source.as_deref(), Some("demo, seed 7"));
+        let err = parse(&format!("{VALID}\nsource = 7\n")).unwrap_err();
+        assert_eq!(err.field(), Some("source"), "{err}");
     }
 
     #[test]

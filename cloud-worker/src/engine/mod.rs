@@ -258,6 +258,7 @@ mod tests {
             classes: ClassSet::CityscapesTrain,
             output_stride: 8,
             precision: Precision::Fp32,
+            source: None,
         }
     }
 
