@@ -32,6 +32,7 @@ test: setup
     cargo build -p flowcloud-core --no-default-features --target thumbv7em-none-eabihf --locked
     cargo test --workspace --locked
     cargo test -p flowcloud-core --no-default-features --locked --lib
+    {{ just_executable() }} engines-test
     {{ just_executable() }} v4l2-vm
     {{ just_executable() }} fuzz-check
     {{ just_executable() }} fuzz 60
@@ -61,6 +62,31 @@ fuzz seconds="60": _fuzz-crate
         [[ -d "regressions/$target" ]] && dirs+=("regressions/$target")
         cargo +nightly fuzz run "$target" "${dirs[@]}" -- -max_total_time={{ seconds }}
     done
+
+# The model tooling's tests (export parity, GMAC, fine-tuning); installs PyTorch into .venv first.
+engines-test:
+    .ci/python-env.sh --torch
+    .venv/bin/python -m pytest -q engines/tests
+
+# Export a network to ONNX with its manifest, e.g. `just export --arch deeplabv3_resnet50 --weights torchvision --size 1024x512 --out engines/build/dl.onnx`.
+export *args:
+    .ci/python-env.sh --torch
+    PYTHONPATH=engines .venv/bin/python -m flowcloud_engines.export "$@"
+
+# Fine-tune on a Cityscapes-format folder (resumable), e.g. `just finetune --data DATA --weights torchvision --run-dir runs/x`.
+finetune *args:
+    .ci/python-env.sh --torch
+    PYTHONPATH=engines .venv/bin/python -m flowcloud_engines.finetune "$@"
+
+# Model report: parameters, size per precision, GMAC from the graph, latency and memory per backend.
+model-report *args:
+    .ci/python-env.sh --torch
+    PYTHONPATH=engines .venv/bin/python -m flowcloud_engines.report "$@"
+
+# Parity report between backends or precisions: max |Δlogit|, argmax agreement, channel order.
+parity *args:
+    .ci/python-env.sh --torch
+    PYTHONPATH=engines .venv/bin/python -m flowcloud_engines.parity "$@"
 
 # Run the benchmarks: the protocol core (criterion), the worker's CPU path against ONNX Runtime from Python, the edge sender against GStreamer.
 bench:

@@ -23,6 +23,7 @@ TORCH_PACKAGES=(
   torch==2.15.0
   torchvision==0.29.2
   tqdm==4.70.1
+  pytest==9.2.0
 )
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
