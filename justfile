@@ -29,8 +29,12 @@ test: setup
     cargo clippy --workspace --all-targets --locked -- -D warnings
     cargo clippy -p flowcloud-core --no-default-features --locked -- -D warnings
     cargo clippy -p flowcloud-edge --no-default-features --all-targets --locked -- -D warnings
+    cargo clippy -p flowcloud-edge-capi --no-default-features --all-targets --locked -- -D warnings
     cargo build -p flowcloud-core --no-default-features --target thumbv7em-none-eabihf --locked
     cargo test --workspace --locked
+    {{ just_executable() }} capi-header-check
+    {{ just_executable() }} capi-test
+    {{ just_executable() }} capi-aarch64
     cargo test -p flowcloud-core --no-default-features --locked --lib
     {{ just_executable() }} engines-test
     {{ just_executable() }} v4l2-vm
@@ -97,6 +101,32 @@ bench:
 # V4L2 capture and the M2M encoder against the kernel's vivid and vicodec drivers in a qemu guest (downloads and caches under target/v4l2-vm).
 v4l2-vm:
     tests/v4l2-vm/run.sh
+
+# Regenerate the edge SDK's C header (edge-sdk/capi/include/flowcloud_edge.h) with the pinned cbindgen.
+capi-header:
+    edge-sdk/capi/scripts/cbindgen.sh generate edge-sdk/capi/include/flowcloud_edge.h
+
+# Fail if the committed C header differs from what cbindgen makes of the source now.
+capi-header-check:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tmp="$(mktemp --suffix=.h)"
+    trap 'rm -f "$tmp"' EXIT
+    edge-sdk/capi/scripts/cbindgen.sh generate "$tmp"
+    header=edge-sdk/capi/include/flowcloud_edge.h
+    if ! diff -u --label "$header (committed)" --label "$header (generated)" "$header" "$tmp"; then
+        echo "capi-header-check: $header is stale: run 'just capi-header' and commit it" >&2
+        exit 1
+    fi
+    echo "capi-header-check: $header is up to date"
+
+# The C library from C: firmware.c and the edge cases against a stand-in worker, plain, under ASan/LSan and valgrind.
+capi-test:
+    edge-sdk/capi/tests/capi.sh
+
+# The C library cross-built for aarch64 (Jetson), C linked against it, and both run under qemu-user.
+capi-aarch64:
+    edge-sdk/capi/tests/aarch64.sh
 
 # Build the API documentation of the workspace.
 doc:

@@ -32,8 +32,9 @@ APT_PACKAGES=(
   python3
   python3-venv
   libelf1 xz-utils  # tests/v4l2-vm: objtool for the out-of-tree vicodec build; unpacking the kernel
+  gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user valgrind  # the C library: aarch64 build, qemu, leak checks
 )
-RUST_TARGETS=(thumbv7em-none-eabihf)      # a bare-metal build proves the core is no_std
+RUST_TARGETS=(thumbv7em-none-eabihf aarch64-unknown-linux-gnu)  # no_std proof; the C library for Jetson
 RUST_COMPONENTS=(rustfmt clippy)
 MIN_RUST="1.95"                           # workspace rust-version
 
@@ -154,6 +155,7 @@ cargo_tool() { # cargo_tool <command to look for> <crate>
 }
 cargo_tool just just
 cargo_tool cargo-fuzz cargo-fuzz
+edge-sdk/capi/scripts/cbindgen.sh install  # pinned: the committed C header depends on the version
 
 # ONNX Runtime (its library comes in the onnxruntime wheel) and the model tooling, in .venv.
 .ci/python-env.sh

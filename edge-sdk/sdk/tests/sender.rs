@@ -284,3 +284,52 @@ fn a_worker_that_is_not_there_is_retried_with_growing_delays() {
         Submitted::Dropped(DropReason::NotConnected)
     );
 }
+
+#[test]
+fn frames_captured_before_the_sender_existed_keep_distinct_timestamps() {
+    let addr = "127.0.0.1:9".parse().unwrap();
+    let first = Instant::now();
+    std::thread::sleep(Duration::from_millis(5));
+    let second = Instant::now();
+    std::thread::sleep(Duration::from_millis(5));
+    let sender = flowcloud_edge::sender::Sender::new(test_config(addr)).unwrap();
+    let after = Instant::now() + Duration::from_millis(5);
+    let ts = |at| sender.rtp_timestamp(at);
+    // 90 kHz: the gaps between the instants, give or take a tick of rounding.
+    let gap = |a: u32, b: u32, d: Duration| {
+        let expected = (d.as_secs_f64() * 90_000.0) as i64;
+        (i64::from(b.wrapping_sub(a)) - expected).abs() <= 1
+    };
+    assert!(gap(ts(first), ts(second), second - first));
+    assert!(gap(ts(second), ts(after), after - second));
+}
+
+#[test]
+fn a_waker_ends_a_poll_waiting_on_another_thread() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = test_config(addr);
+    config.reconnect_initial = Duration::from_secs(10);
+    config.reconnect_max = Duration::from_secs(10);
+    config.report_interval = Duration::from_secs(10);
+    let mut sender = flowcloud_edge::sender::Sender::new(config).unwrap();
+    // The first connect fails at once; then the sender waits at least 5 s to retry.
+    let mut events = common::Recorder::default();
+    while sender.stats().connect_failures == 0 {
+        sender
+            .poll(Some(Duration::from_millis(10)), &mut events)
+            .unwrap();
+    }
+    let waker = sender.waker().unwrap();
+    let polling = std::thread::spawn(move || {
+        let started = Instant::now();
+        sender.poll(None, &mut common::Recorder::default()).unwrap();
+        started.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    waker.wake().unwrap();
+    let waited = polling.join().unwrap();
+    assert!(waited < Duration::from_secs(2), "woken after {waited:?}");
+}

@@ -3,8 +3,9 @@
 //! and `FCSG` results (→ [`SenderHandler::on_result`] with the frame's latency split).
 //!
 //! One [`Sender`] drives one connection from the caller's thread: [`Sender::submit`] queues an
-//! encoded access unit, [`Sender::poll`] moves bytes and runs timers. Behaviour on a bad
-//! network:
+//! encoded access unit, [`Sender::poll`] moves bytes and runs timers. A program that hands
+//! frames to the polling thread from another one (the C library does) ends that thread's wait
+//! with a [`SenderWaker`]. Behaviour on a bad network:
 //!
 //! - **Bounded queue.** Frames wait in a queue of fixed size. When one does not fit, it is
 //!   dropped, and so is every following frame until an IDR, and the encoder is asked for that
@@ -46,6 +47,8 @@ pub const CLOCK_RATE: u32 = 90_000;
 /// Largest CNAME an SDES item can carry.
 const MAX_CNAME_LEN: usize = 255;
 const CONNECTION: Token = Token(0);
+/// The token of the [`SenderWaker`]; its events only end a wait.
+const WAKER: Token = Token(1);
 /// Bytes read from the socket per call.
 const READ_CHUNK: usize = 16 * 1024;
 /// Room for the handshake (SR + SDES with a 255-byte CNAME) or one SR.
@@ -344,6 +347,19 @@ fn io_error(context: &'static str) -> impl FnOnce(io::Error) -> SenderError {
     move |source| SenderError::Io { context, source }
 }
 
+/// Ends a [`Sender::poll`] that is waiting on another thread (or makes the next one return at
+/// once), for a program that hands frames to the thread driving the sender: without it, the
+/// frame would wait until the socket or a timer next wakes that thread. `Send` and `Sync`.
+#[derive(Debug)]
+pub struct SenderWaker(mio::Waker);
+
+impl SenderWaker {
+    /// Wakes the sender's poll. Does not allocate.
+    pub fn wake(&self) -> Result<(), SenderError> {
+        self.0.wake().map_err(io_error("waking the sender"))
+    }
+}
+
 impl Sender {
     /// Validates `config`, reserves every buffer and starts connecting.
     pub fn new(config: SenderConfig) -> Result<Self, SenderError> {
@@ -414,6 +430,14 @@ impl Sender {
         Ok(sender)
     }
 
+    /// A waker for this sender's [`poll`](Self::poll). The OS poller serves one waker: create
+    /// it once and share it (it is `Sync`).
+    pub fn waker(&self) -> Result<SenderWaker, SenderError> {
+        mio::Waker::new(self.poll.registry(), WAKER)
+            .map(SenderWaker)
+            .map_err(io_error("creating the waker"))
+    }
+
     /// The settings in use.
     #[must_use]
     pub const fn config(&self) -> &SenderConfig {
@@ -470,8 +494,14 @@ impl Sender {
     }
 
     fn media_clock(&self, at: Instant) -> u32 {
-        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
-        (nanos * u128::from(CLOCK_RATE) / 1_000_000_000) as u32
+        let ticks = |d: Duration| (d.as_nanos() * u128::from(CLOCK_RATE) / 1_000_000_000) as u32;
+        match at.checked_duration_since(self.epoch) {
+            Some(since) => ticks(since),
+            // Captured before the sender was created (a frame already in the encoder while it
+            // started): count back from the epoch, wrapping as RTP timestamps do, so such
+            // frames keep distinct timestamps.
+            None => ticks(self.epoch.duration_since(at)).wrapping_neg(),
+        }
     }
 
     fn ntp_at(&self, at: Instant) -> NtpTimestamp {
