@@ -411,7 +411,12 @@ impl Resampler {
     }
 
     /// As [`Self::ensure_row`], but never evicts `keep`.
-    fn ensure_row_avoiding<P: SourcePicture>(&mut self, sy: u32, keep: usize, picture: &P) -> usize {
+    fn ensure_row_avoiding<P: SourcePicture>(
+        &mut self,
+        sy: u32,
+        keep: usize,
+        picture: &P,
+    ) -> usize {
         if self.row_of[keep] == Some(sy) {
             return keep;
         }
