@@ -103,22 +103,23 @@ pub fn table(evaluation: &Evaluation, metrics: &Metrics) -> String {
     };
     let _ = writeln!(
         out,
-        "{} images over {classes}; ground truth {}",
-        evaluation.images,
-        evaluation.ground_truth_dir.display()
+        "ground truth  {} ({} images)",
+        evaluation.ground_truth_dir.display(),
+        evaluation.images
     );
     match &evaluation.model_name {
         Some(name) => {
             let _ = writeln!(
                 out,
-                "model {name} on the images in {}",
+                "model         {name}, on the images in {}",
                 evaluation.source_dir.display()
             );
         }
         None => {
-            let _ = writeln!(out, "predictions {}", evaluation.source_dir.display());
+            let _ = writeln!(out, "predictions   {}", evaluation.source_dir.display());
         }
     }
+    let _ = writeln!(out, "classes       {classes}");
     if evaluation.unmatched_predictions > 0 {
         let _ = writeln!(
             out,
@@ -294,11 +295,13 @@ mod tests {
         let e = evaluation();
         let text = table(&e, &e.matrix.metrics());
         assert!(text.contains("road"), "{text}");
-        assert!(text.contains("mIoU (Cityscapes)          0.5000"), "{text}");
         assert!(
-            text.contains("2 prediction files without ground truth"),
+            text.lines()
+                .any(|l| l.starts_with("mIoU (Cityscapes)") && l.contains(" 0.5000 ")),
             "{text}"
         );
+        assert!(text.contains("(1 images)"), "{text}");
+        assert!(text.contains("without ground truth, ignored: 2"), "{text}");
         let confusion = confusion_table(&e.matrix);
         assert!(confusion.contains("road (0)"), "{confusion}");
         assert!(confusion.contains("void (V)"), "{confusion}");
