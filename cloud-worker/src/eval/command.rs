@@ -167,3 +167,110 @@ impl EvalArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+    use crate::config::{Cli, Command};
+
+    fn parse(args: &[&str]) -> EvalArgs {
+        let cli = Cli::try_parse_from(args).unwrap();
+        match cli.command {
+            Some(Command::Eval(args)) => *args,
+            None => panic!("{args:?} is not eval"),
+        }
+    }
+
+    #[test]
+    fn every_eval_flag_has_help() {
+        let cli = Cli::command();
+        let eval = cli.find_subcommand("eval").unwrap();
+        let help = eval.clone().render_long_help().to_string();
+        for arg in eval.get_arguments() {
+            let long = arg.get_long().unwrap();
+            assert!(arg.get_help().is_some(), "--{long} has no doc comment");
+            assert!(help.contains(&format!("--{long}")), "--{long} not in help");
+        }
+        assert_eq!(eval.get_arguments().count(), 14);
+    }
+
+    #[test]
+    fn predictions_and_model_options() {
+        let args = parse(&["w", "eval", "--gt", "/d", "--predictions", "/p"]);
+        assert_eq!(
+            args.to_options(),
+            EvalOptions {
+                ground_truth: PathBuf::from("/d"),
+                split: "val".to_owned(),
+                classes: EvalClasses::Train,
+                limits: ImageLimits::default(),
+                source: Source::Predictions {
+                    dir: PathBuf::from("/p"),
+                    format: LabelFormat::LabelIds,
+                },
+            }
+        );
+        let args = parse(&[
+            "w",
+            "eval",
+            "--gt",
+            "/d",
+            "--split",
+            "test",
+            "--model",
+            "/m.onnx",
+            "--batch-size",
+            "4",
+            "--model-threads",
+            "2",
+            "--classes",
+            "labels",
+            "--max-image-side",
+            "4096",
+        ]);
+        let options = args.to_options();
+        assert_eq!(options.split, "test");
+        assert_eq!(options.classes, EvalClasses::LabelIds);
+        assert_eq!(options.limits.max_side, 4096);
+        assert_eq!(
+            options.source,
+            Source::Model {
+                model: PathBuf::from("/m.onnx"),
+                images: PathBuf::from("/d"),
+                threads: NonZeroUsize::new(2),
+                batch: 4,
+                write_predictions: None,
+            }
+        );
+        let args = parse(&[
+            "w",
+            "eval",
+            "--gt",
+            "/d",
+            "--predictions",
+            "/p",
+            "--prediction-format",
+            "trainIds",
+        ]);
+        assert!(matches!(
+            args.to_options().source,
+            Source::Predictions {
+                format: LabelFormat::TrainIds,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn plain_flags_still_serve() {
+        let cli = Cli::try_parse_from(["w", "--max-batch", "8", "--print-config"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.into_config().unwrap().batching.max_batch, 8);
+        assert!(Cli::try_parse_from(["w", "--max-batch", "8", "eval", "--gt", "/d"]).is_err());
+        assert!(Cli::try_parse_from(["w", "eval", "--gt", "/d"]).is_err());
+    }
+}
