@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::eval::command::EvalArgs;
 use serde::{Deserialize, Serialize};
 
 /// Why a configuration could not be loaded.
@@ -520,9 +522,22 @@ impl WorkerConfig {
 /// FlowCloud cloud worker: receives H.264 from cameras over RTP/TCP, segments every frame and
 /// returns the results. Every setting of the config file has a flag (and an environment
 /// variable); flags override the file, which overrides the defaults.
+///
+/// `flowcloud-worker eval …` evaluates a segmentation model or its predictions on
+/// Cityscapes-format data instead (`flowcloud-worker eval --help`).
 #[derive(Debug, Default, Parser)]
-#[command(name = "flowcloud-worker", version, about, long_about = None)]
+#[command(
+    name = "flowcloud-worker",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
+    /// A tool to run instead of the worker; none: serve.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// TOML config file; flags override its values. Without it, the defaults apply.
     #[arg(long, value_name = "FILE", env = "FLOWCLOUD_CONFIG")]
     pub config: Option<PathBuf>,
@@ -652,6 +667,22 @@ pub struct Cli {
     /// Log filter, e.g. "info" or "info,flowcloud_worker=debug" [log.filter; default info].
     #[arg(long, value_name = "FILTER", env = "FLOWCLOUD_LOG_FILTER")]
     pub log_filter: Option<String>,
+}
+
+/// The tools `flowcloud-worker` runs instead of serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Evaluate semantic segmentation on Cityscapes-format data (pixel accuracy, mean accuracy,
+    /// per-class IoU, mIoU).
+    ///
+    /// The predictions are label images on disk (--predictions) or come from running a model
+    /// over the images (--model); the ground truth is gtFine/SPLIT/CITY/*_gtFine_labelIds.png.
+    /// Prints per-class IoU and accuracy, pixel accuracy, mean accuracy, and mIoU three ways:
+    /// as cityscapesScripts computes it (classes with no ground truth and no prediction left
+    /// out), with void as one more background class, and over the classes present in the
+    /// ground truth. --json writes every number and the confusion matrix. Exit status 0, or 1
+    /// with the file at fault named on standard error.
+    Eval(Box<EvalArgs>),
 }
 
 impl Cli {

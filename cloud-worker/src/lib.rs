@@ -11,6 +11,7 @@ pub mod classes;
 pub mod config;
 pub mod decode;
 pub mod engine;
+pub mod eval;
 pub mod frame;
 pub mod http;
 pub mod ingest;

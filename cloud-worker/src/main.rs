@@ -6,6 +6,9 @@
 //! result back on the same connection. A model that cannot be loaded leaves the worker up and
 //! not ready, with the reason on `/readyz`. SIGTERM or SIGINT drains in-flight frames and exits.
 //!
+//! `flowcloud-worker eval …` evaluates segmentation on Cityscapes-format data instead
+//! ([`flowcloud_worker::eval`]).
+//!
 //! See `cloud-worker/README.md` and `flowcloud-worker --help`.
 #![allow(clippy::print_stdout)]
 
@@ -20,12 +23,13 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use flowcloud_core::h264::DepacketizerConfig;
 use flowcloud_worker::batching::BatcherConfig;
-use flowcloud_worker::config::{ClassMapFormat, Cli, WorkerConfig};
+use flowcloud_worker::config::{ClassMapFormat, Cli, Command, WorkerConfig};
 use flowcloud_worker::decode::{Decoder, DecoderConfig, KeyframeGateConfig, OpenH264Decoder};
 use flowcloud_worker::engine::onnxruntime::{
     OnnxRuntimeEngine, OnnxRuntimeOptions, loaded_library,
 };
 use flowcloud_worker::engine::{Engine, InputBatch, LogitsShape};
+use flowcloud_worker::eval::{self, command::EvalArgs};
 use flowcloud_worker::http::{self, Health};
 use flowcloud_worker::ingest::server::{self, IngestConfig, IngestCounters, ShutdownPhase};
 use flowcloud_worker::logging;
@@ -49,9 +53,63 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for the HTTP server to finish its requests in progress on shutdown.
 const HTTP_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    let mut cli = Cli::parse();
+    match cli.command.take() {
+        Some(Command::Eval(args)) => eval(&args),
+        None => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(serve(cli)),
+            Err(e) => {
+                eprintln!("flowcloud-worker: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// `flowcloud-worker eval`: evaluates, prints the table (and the confusion matrix if asked),
+/// writes the JSON report if asked. Exit status 0, or 1 with the reason on standard error.
+fn eval(args: &EvalArgs) -> ExitCode {
+    match run_eval(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flowcloud-worker eval: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
+    let options = args.to_options();
+    let quiet = args.quiet;
+    let mut progress = |p: eval::Progress<'_>| {
+        if !quiet && (p.done == p.total || p.done.is_multiple_of(50)) {
+            eprintln!("evaluated {}/{} images ({})", p.done, p.total, p.key);
+        }
+    };
+    // The error's message already says what its source says.
+    let evaluation = eval::evaluate(&options, &mut progress).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let metrics = evaluation.matrix.metrics();
+    if let Some(path) = &args.json {
+        let text = eval::report::json(&evaluation, &metrics, &options.split)
+            .context("cannot write the report as JSON")?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let mut text = eval::report::table(&evaluation, &metrics);
+    if args.print_confusion {
+        text.push('\n');
+        text.push_str(&eval::report::confusion_table(&evaluation.matrix));
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("cannot write to standard output")?;
+    Ok(())
+}
+
+/// Plain `flowcloud-worker [flags]`: the worker.
+async fn serve(cli: Cli) -> ExitCode {
     let print_config = cli.print_config;
     let config = match cli.into_config() {
         Ok(config) => config,

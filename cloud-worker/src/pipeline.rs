@@ -23,10 +23,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::batching::{Batcher, BatcherConfig};
-use crate::classes::ClassTable;
 use crate::decode::keyframe_gate::{Admit, KeyframeGate, KeyframeGateConfig};
 use crate::decode::{DecodeOutcome, Decoder};
-use crate::engine::{ClassSet, Engine, InputBatch};
+use crate::engine::{Engine, InputBatch};
 use crate::frame::I420Frame;
 use crate::ingest::server::{FrameResult, Outbound, StreamInput, Streams};
 use crate::metrics::{DropReason, FrameStage, Metrics, QueueKind, Stage};
@@ -499,16 +498,9 @@ fn run_decoder(
     }
 }
 
-fn class_table(classes: ClassSet) -> ClassTable {
-    match classes {
-        ClassSet::CityscapesTrain => ClassTable::CityscapesTrain,
-        ClassSet::CityscapesLabels => ClassTable::CityscapesLabels,
-    }
-}
-
 fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>, mut storage: Option<ResultStorage>) {
     let manifest = engine.manifest().clone();
-    let table = class_table(manifest.classes);
+    let table = manifest.classes.table();
     let classes = table.num_classes();
     let mut preprocessor = Preprocessor::new(PreprocessParams::from(&manifest));
     let per_image = PreprocessParams::from(&manifest).output_len();

@@ -1,4 +1,5 @@
-//! CPU preprocessing: a decoded I420 picture → the model's normalized planar input.
+//! CPU preprocessing: a decoded I420 picture (or an RGB8 image, for evaluation) → the model's
+//! normalized planar input.
 //!
 //! # Exact definition
 //!
@@ -35,6 +36,10 @@
 //! 5. **Layout**: planar, one `out_h × out_w` plane per channel, row-major; planes R, G, B for
 //!    [`ChannelOrder::Rgb`], B, G, R for [`ChannelOrder::Bgr`]. `mean`/`std` stay tied to the
 //!    colour (R, G, B), whatever the order.
+//!
+//! **RGB8 input** ([`Preprocessor::run_rgb`], [`preprocess_rgb8`]) follows the same steps with
+//! step 2 replaced by reading the source pixel's three bytes as `f32` (no conversion, no
+//! clamping needed); the resampling and normalization code is shared.
 //!
 //! Each formula is evaluated as written, left to right, without fused multiply-adds (Rust never
 //! contracts; CUDA does by default, so a kernel that must match bit for bit needs `--fmad=false`
@@ -111,6 +116,18 @@ pub enum PreprocessError {
         /// "Y", "U" or "V".
         plane: &'static str,
         /// Bytes needed.
+        expected: usize,
+        /// Bytes given.
+        got: usize,
+        /// Picture width.
+        width: u32,
+        /// Picture height.
+        height: u32,
+    },
+    /// An RGB8 picture's length does not match its size (tightly packed, 3 bytes per pixel).
+    #[error("RGB picture has {got} bytes; a {width}×{height} RGB8 picture needs {expected}")]
+    RgbSize {
+        /// Bytes needed: `3 × width × height`.
         expected: usize,
         /// Bytes given.
         got: usize,
@@ -218,10 +235,98 @@ impl YuvTables {
     }
 }
 
-/// Preprocesses pictures of any size for one model; keeps its tables and row buffers between
-/// calls, so a stream of same-sized pictures allocates nothing after the first.
+/// One source row of a picture, read as RGB (step 2 of the module documentation).
+trait SourceRow {
+    /// The RGB value of column `x`, each channel in `[0, 255]`.
+    fn rgb(&self, x: usize) -> [f32; 3];
+}
+
+/// A picture the resampler reads, one source row at a time.
+trait SourcePicture {
+    /// One row of it.
+    type Row<'r>: SourceRow
+    where
+        Self: 'r;
+
+    /// Row `y` (`y < height`, checked by the caller).
+    fn row(&self, y: usize) -> Self::Row<'_>;
+}
+
+/// A tightly packed I420 picture whose sizes have been checked.
+struct I420Picture<'a> {
+    y: &'a [u8],
+    u: &'a [u8],
+    v: &'a [u8],
+    width: usize,
+    chroma_width: usize,
+    tables: &'a YuvTables,
+}
+
+/// One row of an [`I420Picture`]: its luma row and the chroma rows that cover it.
+struct I420Row<'a> {
+    y: &'a [u8],
+    u: &'a [u8],
+    v: &'a [u8],
+    tables: &'a YuvTables,
+}
+
+impl SourceRow for I420Row<'_> {
+    #[inline]
+    fn rgb(&self, x: usize) -> [f32; 3] {
+        self.tables.rgb(self.y[x], self.u[x / 2], self.v[x / 2])
+    }
+}
+
+impl SourcePicture for I420Picture<'_> {
+    type Row<'r>
+        = I420Row<'r>
+    where
+        Self: 'r;
+
+    fn row(&self, y: usize) -> I420Row<'_> {
+        let c_start = (y / 2) * self.chroma_width;
+        I420Row {
+            y: &self.y[y * self.width..(y + 1) * self.width],
+            u: &self.u[c_start..c_start + self.chroma_width],
+            v: &self.v[c_start..c_start + self.chroma_width],
+            tables: self.tables,
+        }
+    }
+}
+
+/// A tightly packed RGB8 picture (3 bytes per pixel, R, G, B) whose size has been checked.
+struct RgbPicture<'a> {
+    rgb: &'a [u8],
+    width: usize,
+}
+
+/// One row of an [`RgbPicture`].
+struct RgbRow<'a>(&'a [u8]);
+
+impl SourceRow for RgbRow<'_> {
+    #[inline]
+    fn rgb(&self, x: usize) -> [f32; 3] {
+        let p = &self.0[3 * x..3 * x + 3];
+        [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])]
+    }
+}
+
+impl SourcePicture for RgbPicture<'_> {
+    type Row<'r>
+        = RgbRow<'r>
+    where
+        Self: 'r;
+
+    fn row(&self, y: usize) -> RgbRow<'_> {
+        let len = 3 * self.width;
+        RgbRow(&self.rgb[y * len..(y + 1) * len])
+    }
+}
+
+/// Steps 1, 3, 4 and 5 of the module documentation, whatever the source format: the sampling
+/// tables of the last input size and two horizontally interpolated source rows.
 #[derive(Clone, Debug)]
-pub struct Preprocessor {
+struct Resampler {
     params: PreprocessParams,
     /// Input size the tables are for.
     table_size: Option<(u32, u32)>,
@@ -231,6 +336,128 @@ pub struct Preprocessor {
     /// source row each holds.
     row_buf: [Vec<f32>; 2],
     row_of: [Option<u32>; 2],
+}
+
+impl Resampler {
+    fn new(params: PreprocessParams) -> Self {
+        Self {
+            params,
+            table_size: None,
+            cols: Axis::default(),
+            rows: Axis::default(),
+            row_buf: [Vec::new(), Vec::new()],
+            row_of: [None, None],
+        }
+    }
+
+    /// Resamples and normalizes `picture` (`width × height`, sizes already checked) into `out`
+    /// (exactly [`PreprocessParams::output_len`] values).
+    fn run<P: SourcePicture>(&mut self, picture: &P, width: u32, height: u32, out: &mut [f32]) {
+        let p = self.params;
+        if self.table_size != Some((width, height)) {
+            self.cols = Axis::new(width, p.out_width);
+            self.rows = Axis::new(height, p.out_height);
+            self.table_size = Some((width, height));
+        }
+        let out_w = p.out_width as usize;
+        for buf in &mut self.row_buf {
+            buf.resize(out_w * 3, 0.0);
+        }
+        self.row_of = [None, None];
+
+        let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * p.std[c]));
+        let bias: [f32; 3] = std::array::from_fn(|c| -p.mean[c] / p.std[c]);
+        let sources = p.channel_order.plane_sources();
+        let plane_len = out_w * p.out_height as usize;
+        let (plane0, rest) = out.split_at_mut(plane_len);
+        let (plane1, plane2) = rest.split_at_mut(plane_len);
+        let planes = [plane0, plane1, plane2];
+        let planes_by_channel: [usize; 3] =
+            std::array::from_fn(|c| sources.iter().position(|&s| s == c).unwrap_or(c));
+
+        for oy in 0..p.out_height as usize {
+            let (sy0, sy1, fy) = (self.rows.i0[oy], self.rows.i1[oy], self.rows.frac[oy]);
+            let slot0 = self.ensure_row(sy0, picture);
+            let slot1 = self.ensure_row_avoiding(sy1, slot0, picture);
+            let (top, bottom) = (&self.row_buf[slot0], &self.row_buf[slot1]);
+            let gy = 1.0 - fy;
+            let row_start = oy * out_w;
+            for c in 0..3 {
+                let plane = &mut planes[planes_by_channel[c]][row_start..row_start + out_w];
+                let top = &top[c * out_w..(c + 1) * out_w];
+                let bottom = &bottom[c * out_w..(c + 1) * out_w];
+                let (s, b) = (scale[c], bias[c]);
+                for ((o, &t), &bt) in plane.iter_mut().zip(top).zip(bottom) {
+                    *o = (gy * t + fy * bt) * s + b;
+                }
+            }
+        }
+    }
+
+    /// Makes sure source row `sy`, horizontally interpolated, is in one of the two buffers;
+    /// returns which.
+    fn ensure_row<P: SourcePicture>(&mut self, sy: u32, picture: &P) -> usize {
+        if let Some(slot) = self.row_of.iter().position(|&r| r == Some(sy)) {
+            return slot;
+        }
+        // Replace the buffer holding the lower row (rows only move down).
+        let slot = match self.row_of {
+            [None, _] => 0,
+            [_, None] => 1,
+            [Some(a), Some(b)] => usize::from(b < a),
+        };
+        self.fill_row(slot, sy, picture);
+        slot
+    }
+
+    /// As [`Self::ensure_row`], but never evicts `keep`.
+    fn ensure_row_avoiding<P: SourcePicture>(
+        &mut self,
+        sy: u32,
+        keep: usize,
+        picture: &P,
+    ) -> usize {
+        if self.row_of[keep] == Some(sy) {
+            return keep;
+        }
+        let other = 1 - keep;
+        if self.row_of[other] != Some(sy) {
+            self.fill_row(other, sy, picture);
+        }
+        other
+    }
+
+    /// Step 2 and the horizontal half of step 3 for source row `sy` into buffer `slot`.
+    fn fill_row<P: SourcePicture>(&mut self, slot: usize, sy: u32, picture: &P) {
+        let row = picture.row(sy as usize);
+        let out_w = self.cols.frac.len();
+        let (r_buf, gb) = self.row_buf[slot].split_at_mut(out_w);
+        let (g_buf, b_buf) = gb.split_at_mut(out_w);
+        for (ox, ((&x0, &x1), &fx)) in self
+            .cols
+            .i0
+            .iter()
+            .zip(&self.cols.i1)
+            .zip(&self.cols.frac)
+            .enumerate()
+        {
+            let a = row.rgb(x0 as usize);
+            let b = row.rgb(x1 as usize);
+            let gx = 1.0 - fx;
+            r_buf[ox] = gx * a[0] + fx * b[0];
+            g_buf[ox] = gx * a[1] + fx * b[1];
+            b_buf[ox] = gx * a[2] + fx * b[2];
+        }
+        self.row_of[slot] = Some(sy);
+    }
+}
+
+/// Preprocesses pictures of any size for one model, from I420 ([`Preprocessor::run`]) or RGB8
+/// ([`Preprocessor::run_rgb`]); keeps its tables and row buffers between calls, so a stream of
+/// same-sized pictures allocates nothing after the first.
+#[derive(Clone, Debug)]
+pub struct Preprocessor {
+    resampler: Resampler,
     yuv: Box<YuvTables>,
 }
 
@@ -239,12 +466,7 @@ impl Preprocessor {
     #[must_use]
     pub fn new(params: PreprocessParams) -> Self {
         Self {
-            params,
-            table_size: None,
-            cols: Axis::default(),
-            rows: Axis::default(),
-            row_buf: [Vec::new(), Vec::new()],
-            row_of: [None, None],
+            resampler: Resampler::new(params),
             yuv: Box::new(YuvTables::new()),
         }
     }
@@ -252,7 +474,7 @@ impl Preprocessor {
     /// The parameters.
     #[must_use]
     pub const fn params(&self) -> &PreprocessParams {
-        &self.params
+        &self.resampler.params
     }
 
     /// Preprocesses a frame into `out` (exactly [`PreprocessParams::output_len`] values).
@@ -280,138 +502,76 @@ impl Preprocessor {
         height: u32,
         out: &mut [f32],
     ) -> Result<(), PreprocessError> {
-        let p = self.params;
-        check_sizes(y, u, v, width, height, &p, out)?;
-        if self.table_size != Some((width, height)) {
-            self.cols = Axis::new(width, p.out_width);
-            self.rows = Axis::new(height, p.out_height);
-            self.table_size = Some((width, height));
-        }
-        let out_w = p.out_width as usize;
-        for buf in &mut self.row_buf {
-            buf.resize(out_w * 3, 0.0);
-        }
-        self.row_of = [None, None];
-
-        let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * p.std[c]));
-        let bias: [f32; 3] = std::array::from_fn(|c| -p.mean[c] / p.std[c]);
-        let sources = p.channel_order.plane_sources();
-        let plane_len = out_w * p.out_height as usize;
-        let (plane0, rest) = out.split_at_mut(plane_len);
-        let (plane1, plane2) = rest.split_at_mut(plane_len);
-        let planes = [plane0, plane1, plane2];
-        let planes_by_channel: [usize; 3] =
-            std::array::from_fn(|c| sources.iter().position(|&s| s == c).unwrap_or(c));
-
-        let cw = width.div_ceil(2) as usize;
-        for oy in 0..p.out_height as usize {
-            let (sy0, sy1, fy) = (self.rows.i0[oy], self.rows.i1[oy], self.rows.frac[oy]);
-            let slot0 = self.ensure_row(sy0, y, u, v, width as usize, cw);
-            let slot1 = self.ensure_row_avoiding(sy1, slot0, y, u, v, width as usize, cw);
-            let (top, bottom) = (&self.row_buf[slot0], &self.row_buf[slot1]);
-            let gy = 1.0 - fy;
-            let row_start = oy * out_w;
-            for c in 0..3 {
-                let plane = &mut planes[planes_by_channel[c]][row_start..row_start + out_w];
-                let top = &top[c * out_w..(c + 1) * out_w];
-                let bottom = &bottom[c * out_w..(c + 1) * out_w];
-                let (s, b) = (scale[c], bias[c]);
-                for ((o, &t), &bt) in plane.iter_mut().zip(top).zip(bottom) {
-                    *o = (gy * t + fy * bt) * s + b;
-                }
+        let p = &self.resampler.params;
+        check_empty(width, height, p)?;
+        let luma = width as usize * height as usize;
+        let (cw, ch) = I420Frame::chroma_size(width, height);
+        let chroma = cw as usize * ch as usize;
+        for (plane, got, expected) in [
+            ("Y", y.len(), luma),
+            ("U", u.len(), chroma),
+            ("V", v.len(), chroma),
+        ] {
+            if got != expected {
+                return Err(PreprocessError::PlaneSize {
+                    plane,
+                    expected,
+                    got,
+                    width,
+                    height,
+                });
             }
         }
+        check_output(p, out)?;
+        let picture = I420Picture {
+            y,
+            u,
+            v,
+            width: width as usize,
+            chroma_width: cw as usize,
+            tables: &self.yuv,
+        };
+        self.resampler.run(&picture, width, height, out);
         Ok(())
     }
 
-    /// Makes sure source row `sy`, horizontally interpolated, is in one of the two buffers;
-    /// returns which.
-    fn ensure_row(&mut self, sy: u32, y: &[u8], u: &[u8], v: &[u8], w: usize, cw: usize) -> usize {
-        if let Some(slot) = self.row_of.iter().position(|&r| r == Some(sy)) {
-            return slot;
+    /// Preprocesses a tightly packed RGB8 picture (`3 × width × height` bytes, R, G, B per
+    /// pixel, row-major) into `out` (exactly [`PreprocessParams::output_len`] values): the module
+    /// documentation's steps with step 2 replaced by reading the bytes as they are.
+    ///
+    /// # Errors
+    ///
+    /// [`PreprocessError::EmptySize`], [`PreprocessError::RgbSize`] or
+    /// [`PreprocessError::OutputSize`]; `out` is untouched then.
+    pub fn run_rgb(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        out: &mut [f32],
+    ) -> Result<(), PreprocessError> {
+        let p = &self.resampler.params;
+        check_empty(width, height, p)?;
+        let expected = 3 * width as usize * height as usize;
+        if rgb.len() != expected {
+            return Err(PreprocessError::RgbSize {
+                expected,
+                got: rgb.len(),
+                width,
+                height,
+            });
         }
-        // Replace the buffer holding the lower row (rows only move down).
-        let slot = match self.row_of {
-            [None, _] => 0,
-            [_, None] => 1,
-            [Some(a), Some(b)] => usize::from(b < a),
+        check_output(p, out)?;
+        let picture = RgbPicture {
+            rgb,
+            width: width as usize,
         };
-        self.fill_row(slot, sy, y, u, v, w, cw);
-        slot
-    }
-
-    /// As [`Self::ensure_row`], but never evicts `keep`.
-    #[allow(clippy::too_many_arguments)]
-    fn ensure_row_avoiding(
-        &mut self,
-        sy: u32,
-        keep: usize,
-        y: &[u8],
-        u: &[u8],
-        v: &[u8],
-        w: usize,
-        cw: usize,
-    ) -> usize {
-        if self.row_of[keep] == Some(sy) {
-            return keep;
-        }
-        let other = 1 - keep;
-        if self.row_of[other] != Some(sy) {
-            self.fill_row(other, sy, y, u, v, w, cw);
-        }
-        other
-    }
-
-    /// Steps 2 and the horizontal half of 3 for source row `sy` into buffer `slot`.
-    #[allow(clippy::too_many_arguments)]
-    fn fill_row(
-        &mut self,
-        slot: usize,
-        sy: u32,
-        y: &[u8],
-        u: &[u8],
-        v: &[u8],
-        w: usize,
-        cw: usize,
-    ) {
-        let row = sy as usize;
-        let y_row = &y[row * w..(row + 1) * w];
-        let c_start = (row / 2) * cw;
-        let u_row = &u[c_start..c_start + cw];
-        let v_row = &v[c_start..c_start + cw];
-        let out_w = self.cols.frac.len();
-        let yuv = &*self.yuv;
-        let (r_buf, gb) = self.row_buf[slot].split_at_mut(out_w);
-        let (g_buf, b_buf) = gb.split_at_mut(out_w);
-        for (ox, ((&x0, &x1), &fx)) in self
-            .cols
-            .i0
-            .iter()
-            .zip(&self.cols.i1)
-            .zip(&self.cols.frac)
-            .enumerate()
-        {
-            let (x0, x1) = (x0 as usize, x1 as usize);
-            let a = yuv.rgb(y_row[x0], u_row[x0 / 2], v_row[x0 / 2]);
-            let b = yuv.rgb(y_row[x1], u_row[x1 / 2], v_row[x1 / 2]);
-            let gx = 1.0 - fx;
-            r_buf[ox] = gx * a[0] + fx * b[0];
-            g_buf[ox] = gx * a[1] + fx * b[1];
-            b_buf[ox] = gx * a[2] + fx * b[2];
-        }
-        self.row_of[slot] = Some(sy);
+        self.resampler.run(&picture, width, height, out);
+        Ok(())
     }
 }
 
-fn check_sizes(
-    y: &[u8],
-    u: &[u8],
-    v: &[u8],
-    width: u32,
-    height: u32,
-    p: &PreprocessParams,
-    out: &[f32],
-) -> Result<(), PreprocessError> {
+fn check_empty(width: u32, height: u32, p: &PreprocessParams) -> Result<(), PreprocessError> {
     if width == 0 || height == 0 {
         return Err(PreprocessError::EmptySize {
             what: "picture",
@@ -426,24 +586,10 @@ fn check_sizes(
             height: p.out_height,
         });
     }
-    let luma = width as usize * height as usize;
-    let (cw, ch) = I420Frame::chroma_size(width, height);
-    let chroma = cw as usize * ch as usize;
-    for (plane, got, expected) in [
-        ("Y", y.len(), luma),
-        ("U", u.len(), chroma),
-        ("V", v.len(), chroma),
-    ] {
-        if got != expected {
-            return Err(PreprocessError::PlaneSize {
-                plane,
-                expected,
-                got,
-                width,
-                height,
-            });
-        }
-    }
+    Ok(())
+}
+
+fn check_output(p: &PreprocessParams, out: &[f32]) -> Result<(), PreprocessError> {
     if out.len() != p.output_len() {
         return Err(PreprocessError::OutputSize {
             expected: p.output_len(),
@@ -472,6 +618,22 @@ pub fn preprocess_i420(
     Preprocessor::new(*params).run(y, u, v, width, height, out)
 }
 
+/// Preprocesses one RGB8 picture (`3 × width × height` bytes) into `out` (exactly
+/// `3 × out_height × out_width` values), as [`Preprocessor::run_rgb`] does.
+///
+/// # Errors
+///
+/// [`PreprocessError`] when a size is zero or a slice has the wrong length.
+pub fn preprocess_rgb8(
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+    params: &PreprocessParams,
+    out: &mut [f32],
+) -> Result<(), PreprocessError> {
+    Preprocessor::new(*params).run_rgb(rgb, width, height, out)
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -482,7 +644,6 @@ mod tests {
     fn reference(frame: &I420Frame, p: &PreprocessParams) -> Vec<f32> {
         let (w, h) = (frame.width as usize, frame.height as usize);
         let cw = w.div_ceil(2);
-        let (ow, oh) = (p.out_width as usize, p.out_height as usize);
         let rgb = |x: usize, y: usize| -> [f64; 3] {
             let yy = f64::from(frame.y[y * w + x]);
             let uu = f64::from(frame.u[(y / 2) * cw + x / 2]);
@@ -494,6 +655,17 @@ mod tests {
                 (1.164 * (yy - 16.0) + 2.017 * (uu - 128.0)).clamp(0.0, 255.0),
             ]
         };
+        reference_resample(w, h, rgb, p)
+    }
+
+    /// Steps 1 and 3–5 in f64 over any source of RGB values in 0..255.
+    fn reference_resample(
+        w: usize,
+        h: usize,
+        rgb: impl Fn(usize, usize) -> [f64; 3],
+        p: &PreprocessParams,
+    ) -> Vec<f32> {
+        let (ow, oh) = (p.out_width as usize, p.out_height as usize);
         let src = |o: usize, n_in: usize, n_out: usize| -> (usize, usize, f64) {
             let s =
                 ((o as f64 + 0.5) * n_in as f64 / n_out as f64 - 0.5).clamp(0.0, (n_in - 1) as f64);
@@ -606,6 +778,94 @@ mod tests {
                 prop_assert_eq!(&out, &run(frame, &p));
             }
         }
+    }
+
+    fn arb_rgb(max_side: u32) -> impl Strategy<Value = (u32, u32, Vec<u8>)> {
+        (1..=max_side, 1..=max_side).prop_flat_map(|(w, h)| {
+            (
+                Just(w),
+                Just(h),
+                proptest::collection::vec(any::<u8>(), (3 * w * h) as usize),
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn rgb_matches_the_reference(
+            (w, h, rgb) in arb_rgb(23),
+            out_w in 1u32..=29,
+            out_h in 1u32..=29,
+            bgr in any::<bool>(),
+        ) {
+            let order = if bgr { ChannelOrder::Bgr } else { ChannelOrder::Rgb };
+            let p = imagenet(out_w, out_h, order);
+            let mut got = vec![f32::NAN; p.output_len()];
+            preprocess_rgb8(&rgb, w, h, &p, &mut got).unwrap();
+            let (wu, hu) = (w as usize, h as usize);
+            let want = reference_resample(
+                wu,
+                hu,
+                |x, y| std::array::from_fn(|c| f64::from(rgb[3 * (y * wu + x) + c])),
+                &p,
+            );
+            let diff = max_abs_diff(&got, &want);
+            prop_assert!(diff < 1e-4, "max |Δ| = {}", diff);
+        }
+
+        #[test]
+        fn one_preprocessor_alternates_yuv_and_rgb(
+            frame in arb_frame(13),
+            (w, h, rgb) in arb_rgb(13),
+        ) {
+            let p = imagenet(9, 6, ChannelOrder::Bgr);
+            let mut pre = Preprocessor::new(p);
+            let mut out = vec![0.0; p.output_len()];
+            let mut want = vec![0.0; p.output_len()];
+            for _ in 0..2 {
+                pre.run_frame(&frame, &mut out).unwrap();
+                prop_assert_eq!(&out, &run(&frame, &p));
+                pre.run_rgb(&rgb, w, h, &mut out).unwrap();
+                preprocess_rgb8(&rgb, w, h, &p, &mut want).unwrap();
+                prop_assert_eq!(&out, &want);
+            }
+        }
+    }
+
+    #[test]
+    fn rgb_of_a_grey_yuv_picture_matches_the_yuv_path() {
+        // A grey I420 picture (U = V = 128) converts to R = G = B = clamp(1.164·(Y − 16)); the
+        // same values as RGB bytes give the same output where that value is a whole number.
+        let mut frame = I420Frame::filled(4, 2, (16, 128, 128));
+        frame.y = vec![16, 16, 16, 16, 16, 16, 16, 16];
+        let p = imagenet(3, 5, ChannelOrder::Rgb);
+        let mut out = vec![0.0; p.output_len()];
+        preprocess_rgb8(&[0; 3 * 8], 4, 2, &p, &mut out).unwrap();
+        assert_eq!(out, run(&frame, &p));
+    }
+
+    #[test]
+    fn rgb_wrong_sizes_are_errors_and_leave_out_untouched() {
+        let p = imagenet(4, 4, ChannelOrder::Rgb);
+        let mut out = vec![7.0; p.output_len()];
+        let err = preprocess_rgb8(&[0; 3 * 15 - 1], 5, 3, &p, &mut out);
+        assert!(matches!(
+            err,
+            Err(PreprocessError::RgbSize {
+                expected: 45,
+                got: 44,
+                width: 5,
+                height: 3
+            })
+        ));
+        assert!(err.unwrap_err().to_string().contains("5×3 RGB8"));
+        let err = preprocess_rgb8(&[0; 45], 5, 3, &p, &mut out[1..]);
+        assert!(matches!(err, Err(PreprocessError::OutputSize { .. })));
+        let err = preprocess_rgb8(&[], 0, 3, &p, &mut out);
+        assert!(matches!(err, Err(PreprocessError::EmptySize { .. })));
+        assert!(out.iter().all(|&x| x == 7.0));
     }
 
     #[test]

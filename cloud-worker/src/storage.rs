@@ -282,7 +282,7 @@ fn remove_if_present(path: &Path) -> Result<(), StorageError> {
 /// Writes an 8-bit PNG atomically: to a hidden temporary file in the same directory, then
 /// renamed over `path`, so readers never see a partial file. No fsync: this is optional debug
 /// and evaluation output, and a per-frame fsync would cost more than the encode.
-fn write_png_atomic(
+pub(crate) fn write_png_atomic(
     path: &Path,
     width: u32,
     height: u32,

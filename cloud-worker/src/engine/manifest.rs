@@ -26,6 +26,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::classes::ClassTable;
+
 /// The largest input side a manifest may ask for, in pixels.
 pub const MAX_INPUT_SIDE: u32 = 8192;
 
@@ -89,6 +91,15 @@ impl ClassSet {
         match self {
             Self::CityscapesTrain => 19,
             Self::CityscapesLabels => 34,
+        }
+    }
+
+    /// The class table (names, ids, colours) of the logit channels.
+    #[must_use]
+    pub const fn table(self) -> ClassTable {
+        match self {
+            Self::CityscapesTrain => ClassTable::CityscapesTrain,
+            Self::CityscapesLabels => ClassTable::CityscapesLabels,
         }
     }
 }
