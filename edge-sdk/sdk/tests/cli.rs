@@ -56,6 +56,44 @@ fn a_bad_source_is_a_clear_error() {
 }
 
 #[test]
+fn streams_the_street_scene() {
+    let receiver = ScriptedReceiver::start("127.0.0.1:0".parse().unwrap(), Script::default());
+    let output = Command::new(env!("CARGO_BIN_EXE_flowcloud-edge"))
+        .args(["--server", &receiver.addr.to_string()])
+        .args(["--source", "scene:5", "--width", "160", "--height", "96"])
+        .args(["--fps", "30", "--frames", "12"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("scene:5 160x96 I420"), "{stdout}");
+    let summary = stdout.lines().last().unwrap();
+    assert!(
+        summary.starts_with("flowcloud-edge: 12 frames captured"),
+        "{summary}"
+    );
+    assert!(!receiver.kill()[0].units.is_empty());
+}
+
+#[test]
+fn a_bad_scene_seed_is_a_clear_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_flowcloud-edge"))
+        .args(["--source", "scene:abc", "--frames", "1"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the seed must be a whole number"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn streams_a_y4m_file_to_its_end() {
     let receiver = ScriptedReceiver::start("127.0.0.1:0".parse().unwrap(), Script::default());
     let dir = std::env::temp_dir().join(format!("flowcloud-edge-cli-{}", std::process::id()));

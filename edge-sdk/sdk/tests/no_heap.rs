@@ -184,3 +184,25 @@ fn capture_packetize_send_and_results_do_not_allocate_after_start_up() {
     let log = receiver.kill();
     assert!(log[0].errors.is_empty(), "{:?}", log[0].errors);
 }
+
+#[test]
+fn the_street_scene_renders_without_allocating() {
+    use flowcloud_edge::capture::scene::{SceneConfig, SceneSource};
+    let config = SceneConfig::new(320, 160, 3);
+    let mut source = SceneSource::new(config).unwrap().unpaced();
+    let mut labels = vec![0; config.labels_len()];
+    counting(true);
+    let probe = allocations();
+    drop(std::hint::black_box(Vec::<u8>::with_capacity(8)));
+    assert!(allocations() > probe, "the counter sees allocations");
+    let before = allocations();
+    // Frames across several sequences (a new street every 300), and labels of a past frame.
+    for index in (0..1200).step_by(61) {
+        source.scene_mut().render_labels(index, &mut labels).unwrap();
+        let frame = source.next_frame().unwrap();
+        assert_eq!(frame.picture.planes()[0].data.len(), 320 * 160);
+    }
+    let after = allocations();
+    counting(false);
+    assert_eq!(after - before, 0, "heap allocations while rendering");
+}

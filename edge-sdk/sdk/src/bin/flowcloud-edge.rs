@@ -1,4 +1,5 @@
-//! `flowcloud-edge`: stream a camera, a file or the test pattern to a FlowCloud worker and
+//! `flowcloud-edge`: stream a camera, a file, the test pattern or a synthetic street scene to a
+//! FlowCloud worker and
 //! print live statistics — frames per second, bitrate, round-trip time, capture→result latency
 //! (p50/p99, split into encode / send queue / network / worker) and drops.
 #![allow(clippy::print_stdout)]
@@ -13,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use flowcloud_edge::capture::file::{RawFileSource, Y4mSource};
 use flowcloud_edge::capture::pattern::PatternSource;
+use flowcloud_edge::capture::scene::{SceneConfig, SceneSource};
 use flowcloud_edge::capture::{CaptureError, CaptureSource};
 use flowcloud_edge::encode::nvenc::NvencEncoder;
 use flowcloud_edge::encode::openh264::OpenH264Encoder;
@@ -34,8 +36,9 @@ struct Args {
     /// This camera's name (RTCP CNAME); the worker keys streams and stored results by it.
     #[arg(long, default_value = "flowcloud-edge")]
     cname: String,
-    /// What to stream: `pattern` (moving test pattern), `raw:PATH` (NV12 or I420 frames back
-    /// to back, see --raw-format), `y4m:PATH`, or `v4l2:/dev/videoN`.
+    /// What to stream: `pattern` (moving test pattern), `scene` or `scene:SEED` (synthetic
+    /// street scene with exact Cityscapes labels; seed 1 unless given), `raw:PATH` (NV12 or I420
+    /// frames back to back, see --raw-format), `y4m:PATH`, or `v4l2:/dev/videoN`.
     #[arg(long, default_value = "pattern")]
     source: String,
     /// Pixel layout of a `raw:` file.
@@ -44,10 +47,10 @@ struct Args {
     /// Start a file again at its end instead of stopping.
     #[arg(long = "loop")]
     looping: bool,
-    /// Picture width (pattern, raw files, V4L2 request).
+    /// Picture width (pattern, scene, raw files, V4L2 request).
     #[arg(long, default_value_t = 1280)]
     width: u32,
-    /// Picture height (pattern, raw files, V4L2 request).
+    /// Picture height (pattern, scene, raw files, V4L2 request).
     #[arg(long, default_value_t = 720)]
     height: u32,
     /// Frames per second.
@@ -114,6 +117,20 @@ fn open_source(args: &Args) -> Result<(Box<dyn CaptureSource>, bool)> {
             ),
             false,
         ),
+        "scene" => {
+            let seed = if rest.is_empty() {
+                1
+            } else {
+                rest.parse().with_context(|| {
+                    format!("--source scene:{rest}: the seed must be a whole number")
+                })?
+            };
+            let config = SceneConfig {
+                fps: args.fps,
+                ..SceneConfig::new(args.width as usize, args.height as usize, seed)
+            };
+            (Box::new(SceneSource::new(config)?.unpaced()), false)
+        }
         "raw" | "y4m" | "v4l2" if rest.is_empty() => {
             bail!("--source {kind}: needs a path ({kind}:PATH)")
         }
@@ -149,7 +166,9 @@ fn open_source(args: &Args) -> Result<(Box<dyn CaptureSource>, bool)> {
             (Box::new(V4l2Capture::open(rest, &config)?), true)
         }
         other => {
-            bail!("unknown --source {other:?}: use pattern, raw:PATH, y4m:PATH or v4l2:/dev/videoN")
+            bail!(
+                "unknown --source {other:?}: use pattern, scene[:SEED], raw:PATH, y4m:PATH or v4l2:/dev/videoN"
+            )
         }
     })
 }

@@ -2,6 +2,8 @@
 //! [`CaptureSource`].
 //!
 //! - [`pattern::PatternSource`]: the moving test pattern (I420), paced at its frame rate;
+//! - [`scene::SceneSource`]: a synthetic street scene (I420) with exact Cityscapes labels for
+//!   every frame ([`scene::StreetScene`]), paced at its frame rate;
 //! - [`file`](mod@file): raw NV12/I420 files and Y4M files;
 //! - [`v4l2::V4l2Capture`] (Linux): a V4L2 camera with MMAP or DMABUF buffers.
 //!
@@ -14,6 +16,7 @@ use crate::picture::{Picture, PictureError, VideoFormat};
 
 pub mod file;
 pub mod pattern;
+pub mod scene;
 #[cfg(target_os = "linux")]
 pub mod v4l2;
 
