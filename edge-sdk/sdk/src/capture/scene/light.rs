@@ -110,7 +110,7 @@ impl Look {
         };
         let sun = (sunny && rng.chance(0.85)).then(|| Sun {
             side: if rng.chance(0.5) { LEFT } else { RIGHT },
-            reach: rng.range(0.4, 1.6),
+            reach: rng.range(0.25, 0.9),
             shade: rng.range(0.45, 0.65),
         });
         let haze = horizon;
