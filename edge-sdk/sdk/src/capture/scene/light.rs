@@ -26,7 +26,7 @@ pub(super) fn mix(a: Rgb, b: Rgb, t: f32) -> Rgb {
     ]
 }
 
-/// Varies a colour's brightness and hue a little, from three numbers in `0..1`.
+/// Varies a colour's brightness and hue by up to `amount` (relative), drawing from `rng`.
 pub(super) fn vary(c: Rgb, rng: &mut Rng, amount: f32) -> Rgb {
     let k = 1.0 + rng.range(-amount, amount);
     [
