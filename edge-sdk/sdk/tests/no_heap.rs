@@ -198,7 +198,10 @@ fn the_street_scene_renders_without_allocating() {
     let before = allocations();
     // Frames across several sequences (a new street every 300), and labels of a past frame.
     for index in (0..1200).step_by(61) {
-        source.scene_mut().render_labels(index, &mut labels).unwrap();
+        source
+            .scene_mut()
+            .render_labels(index, &mut labels)
+            .unwrap();
         let frame = source.next_frame().unwrap();
         assert_eq!(frame.picture.planes()[0].data.len(), 320 * 160);
     }

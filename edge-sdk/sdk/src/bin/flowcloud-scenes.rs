@@ -107,6 +107,11 @@ fn run(args: &Args) -> Result<()> {
         ..SceneConfig::new(args.width, args.height, args.seed)
     };
     config.validate()?;
+    // Every frame index written must exist without wrapping.
+    args.first_sequence
+        .checked_add(args.sequences)
+        .and_then(|end| end.checked_mul(config.frames_per_sequence))
+        .context("--first-sequence + --sequences is too large")?;
     let split = args.split.name();
     let images = args.out.join("leftImg8bit").join(split).join("synth");
     let labels = args.out.join("gtFine").join(split).join("synth");
@@ -147,7 +152,7 @@ fn run(args: &Args) -> Result<()> {
         .collect();
     println!(
         "flowcloud-scenes: wrote {} frames ({} sequences × {}) of {}x{} to {} ({split}, seed {}) in {:.1} s; pixels: {}",
-        args.sequences * args.frames_per_sequence,
+        args.sequences.saturating_mul(args.frames_per_sequence),
         args.sequences,
         args.frames_per_sequence,
         args.width,

@@ -3,9 +3,11 @@
 //! facades and side walls, hedges, tree lines, the back row).
 //!
 //! Each screen column's ray meets the vertical surfaces at one depth each, so a first pass
-//! finds, per column, up to four surfaces with the rows they cover. A second pass goes row by
-//! row: a pixel takes the nearest surface covering it, else the ground (below the horizon) or
-//! the sky (above). Every pixel's label and colour come from that one decision.
+//! finds, per column, up to four surfaces with the rows they cover, and splits the column into
+//! runs of rows: a row shows the nearest surface covering it, else the ground (below the
+//! horizon) or the sky (above). Ground and sky are then drawn row by row (a row of ground is
+//! at one depth), surfaces column by column (a surface is the same down a column). Every
+//! pixel's label and colour come from that one decision.
 
 use super::Scene;
 use super::classes::SceneClass;

@@ -237,15 +237,25 @@ impl Street {
 
     /// The lot covering `z` on `side`.
     pub(super) fn lot_at(&self, side: usize, z: f32) -> Lot {
-        let mut last = None;
+        let mut found = None;
         for lot in self.block_lots(side, Self::block_of(z)) {
+            found = Some(lot);
             if z < lot.z1 {
-                return lot;
+                break;
             }
-            last = Some(lot);
         }
-        // Only reachable through rounding at the very end of a block.
-        last.unwrap_or_else(|| self.lot_at(side, z + 0.01))
+        // A block always has a lot; its last one also takes a `z` rounded onto the block's end.
+        found.unwrap_or(Lot {
+            z0: z,
+            z1: z,
+            kind: LotKind::Plaza,
+            height: 0.0,
+            storey: 3.2,
+            depth: 0.0,
+            hedge: 0.0,
+            tree_line: 0.0,
+            style: 0,
+        })
     }
 
     /// The back-row lot covering `z` on `side`.

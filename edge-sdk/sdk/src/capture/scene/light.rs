@@ -26,7 +26,7 @@ pub(super) fn mix(a: Rgb, b: Rgb, t: f32) -> Rgb {
     ]
 }
 
-/// Varies a colour's brightness and hue a little, from three numbers in `0..1`.
+/// Varies a colour's brightness and hue by up to `amount` (relative), drawing from `rng`.
 pub(super) fn vary(c: Rgb, rng: &mut Rng, amount: f32) -> Rgb {
     let k = 1.0 + rng.range(-amount, amount);
     [
@@ -110,7 +110,7 @@ impl Look {
         };
         let sun = (sunny && rng.chance(0.85)).then(|| Sun {
             side: if rng.chance(0.5) { LEFT } else { RIGHT },
-            reach: rng.range(0.4, 1.6),
+            reach: rng.range(0.25, 0.9),
             shade: rng.range(0.45, 0.65),
         });
         let haze = horizon;

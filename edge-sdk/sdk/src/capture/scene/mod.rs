@@ -132,10 +132,13 @@ impl SceneConfig {
         Ok(())
     }
 
-    /// The frame index of frame `frame` (counted from 0 within its sequence) of `sequence`.
+    /// The frame index of frame `frame` (counted from 0 within its sequence) of `sequence`
+    /// (wrapping past `u64::MAX`).
     #[must_use]
     pub const fn frame_index(&self, sequence: u64, frame: u64) -> u64 {
-        sequence * self.frames_per_sequence + frame
+        sequence
+            .wrapping_mul(self.frames_per_sequence)
+            .wrapping_add(frame)
     }
 
     /// The sequence of frame `index`, and the frame's number within it.

@@ -557,15 +557,21 @@ impl Tree {
                 if !self.conifer && !in_trunk && r2 >= CROWN_EDGE {
                     return None;
                 }
-                let n = noise.sample(u * 1.6 + self.seed, v * 1.6);
+                // The lumpy edge needs the noise; the core of a blob is leaves whatever it says.
                 let crown = if self.conifer {
                     let t = (v - cone_base) / (top - cone_base);
+                    let n = noise.sample(u * 1.6 + self.seed, v * 1.6);
                     (0.0..1.0).contains(&t) && u.abs() < rx * 0.8 * (1.0 - t) * (0.85 + 0.25 * n)
                 } else {
-                    r2 < CROWN_CORE + (CROWN_EDGE - CROWN_CORE) * n
+                    r2 < CROWN_CORE
+                        || r2
+                            < CROWN_CORE
+                                + (CROWN_EDGE - CROWN_CORE)
+                                    * noise.sample(u * 1.6 + self.seed, v * 1.6)
                 };
                 if crown {
                     let colour = if SHADE {
+                        let clumps = noise.texel(u * 2.0 + self.seed, v * 2.0);
                         let leaves = noise.texel(u * 7.0, v * 7.0 + self.seed);
                         // Lit from above and a little from the left; darker inside the crown.
                         let height =
@@ -573,7 +579,7 @@ impl Tree {
                         let lit = 0.6 + 0.45 * height - 0.08 * (u / rx).clamp(-1.0, 1.0);
                         scale(
                             self.foliage,
-                            (0.45 + 0.6 * n * leaves + 0.45 * leaves) * lit,
+                            (0.45 + 0.6 * clumps * leaves + 0.45 * leaves) * lit,
                         )
                     } else {
                         [0.0; 3]
@@ -582,9 +588,10 @@ impl Tree {
                 }
                 if in_trunk {
                     let colour = if SHADE {
+                        let bark = noise.texel(u * 20.0, v * 4.0);
                         scale(
                             [0.30, 0.25, 0.20],
-                            (0.7 + 0.5 * n) * (1.0 - 0.4 * (u / trunk).abs()),
+                            (0.7 + 0.5 * bark) * (1.0 - 0.4 * (u / trunk).abs()),
                         )
                     } else {
                         [0.0; 3]

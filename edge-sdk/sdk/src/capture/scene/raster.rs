@@ -91,9 +91,15 @@ impl<'a, const SHADE: bool> Canvas<'a, SHADE> {
             let mut h = (i as u32 ^ self.frame_key).wrapping_mul(0x2c1b_3c6d);
             h ^= h >> 15;
             let noise = ((h >> 24) as f32 - 127.5) * self.grain;
-            let px = &mut self.rgb[i * 3..i * 3 + 3];
-            for c in 0..3 {
-                px[c] = to_byte(colour[c] * self.gain[c] + noise);
+            let [r, g, b] = colour;
+            let [gr, gg, gb] = self.gain;
+            let px = [
+                to_byte(r * gr + noise),
+                to_byte(g * gg + noise),
+                to_byte(b * gb + noise),
+            ];
+            if let Some(out) = self.rgb.get_mut(i * 3..i * 3 + 3) {
+                out.copy_from_slice(&px);
             }
         }
     }

@@ -151,7 +151,7 @@ impl CaptureSource for SceneSource {
             .map_err(to_capture_error)?;
         rgb_to_i420(&self.rgb, width, height, &mut self.frame).map_err(to_capture_error)?;
         let sequence = self.index;
-        self.index += 1;
+        self.index = self.index.wrapping_add(1);
         let picture = Picture::packed(PixelFormat::I420, width as u32, height as u32, &self.frame)?;
         Ok(CapturedFrame::new(picture, Instant::now(), sequence))
     }
