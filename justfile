@@ -14,10 +14,30 @@ default:
 setup:
     .ci/setup.sh
 
-# The main job: simulated cameras stream H.264 to a real flowcloud-worker (decode, segment) and get a result per frame back.
+# The main job: simulated cameras stream synthetic street scenes as H.264 to a real flowcloud-worker (decode, segment with the demo model), get the class map of every frame back and score it; overlays go to out/demo/.
 demo *args: setup
     cargo build --release --locked -p flowcloud-worker -p flowcloud-tests
     "${CARGO_TARGET_DIR:-target}/release/flowcloud-demo" "$@"
+
+# The demo model's accuracy on 200 fresh streets (10 frames each): directly (flowcloud-worker eval) and end to end (flowcloud-demo); figures go to out/demo-accuracy/.
+demo-accuracy: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release --locked -p flowcloud-worker -p flowcloud-tests -p flowcloud-edge
+    bin="${CARGO_TARGET_DIR:-target}/release"
+    out=out/demo-accuracy
+    rm -rf "$out" && mkdir -p "$out"
+    # World 303: no training (101) or validation (202) street comes from it.
+    "$bin/flowcloud-scenes" --out "$out/data" --split test --seed 303 --sequences 200 \
+        --frames-per-sequence 10 --frame-step 1 --fps 10
+    "$bin/flowcloud-worker" eval --model engines/demo/street-demo.onnx --gt "$out/data" --split test \
+        --json "$out/direct.json"
+    "$bin/flowcloud-demo" --cameras 1 --frames 2000 --fps 10 --scene-seed 303 --frames-per-street 10 \
+        --out "$out/stored" --json "$out/end-to-end.json"
+
+# Train the demo model on synthetic street scenes and export it to engines/demo/ (CPU, about 40 minutes; resumable).
+train-demo:
+    engines/demo/train.sh
 
 # The protocol-only demo: a test-pattern stream packetized, framed, sent over loopback TCP, depacketized and checked.
 demo-loopback *args: setup

@@ -107,6 +107,23 @@ def augmented_batch(data: Dataset, batch: int, crop: tuple[int, int], rng: np.ra
     return x, torch.from_numpy(targets).long()
 
 
+def class_weights(data: Dataset, num_classes: int, kind: str) -> torch.Tensor | None:
+    """Loss weights per class from the training labels: ``none``, or ``inverse-sqrt`` (each
+    class weighted by 1/√(pixel share), normalised to a mean of 1 over the classes present and
+    capped at 10) so that thin and rare classes (poles, signs, people) are not drowned out."""
+    if kind == "none":
+        return None
+    counts = np.zeros(num_classes, np.int64)
+    for i in range(len(data)):
+        _, target = data.get(i)
+        counts += np.bincount(target[target != cityscapes.IGNORE].ravel(), minlength=num_classes)[:num_classes]
+    present = counts > 0
+    weights = np.zeros(num_classes)
+    weights[present] = 1 / np.sqrt(counts[present] / counts.sum())
+    weights[present] /= weights[present].mean()
+    return torch.from_numpy(np.minimum(weights, 10.0)).float()
+
+
 def predict(model: torch.nn.Module, rgb: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
     """Class map at ``out_size`` (width, height): logits upsampled bilinearly, then argmax."""
     with torch.inference_mode():
@@ -154,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crop", type=parse_size, default=(512, 256), help="training crop WIDTHxHEIGHT")
     parser.add_argument("--scale", type=float, nargs=2, default=(0.75, 1.25), metavar=("MIN", "MAX"),
                         help="random rescale range before cropping")
+    parser.add_argument("--class-weights", choices=("none", "inverse-sqrt"), default="none",
+                        help="loss weight per class: none, or 1/sqrt(pixel share) from the training labels")
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     parser.add_argument("--lr", type=float, default=0.01, help="peak learning rate (poly decay, power 0.9)")
     parser.add_argument("--weight-decay", type=float, default=1e-4)
@@ -172,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     val = Dataset(args.data, args.val_split, args.classes, args.resize, args.cache) if args.val_split else None
 
     model = models.load(args.arch, num_classes, args.weights).train()
+    weights = class_weights(train, num_classes, args.class_weights)
+    if weights is not None:
+        shown = ", ".join(f"{c.name} {w:.2f}" for c, w in zip(cityscapes.class_table(args.classes), weights) if w > 0)
+        print(f"finetune: class weights: {shown}", file=sys.stderr)
     if args.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
     else:
@@ -212,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         x, y = augmented_batch(train, args.batch, args.crop, rng, tuple(args.scale))
         logits = model(x)
         logits = F.interpolate(logits, size=y.shape[1:], mode="bilinear", align_corners=False)
-        loss = F.cross_entropy(logits, y, ignore_index=cityscapes.IGNORE)
+        loss = F.cross_entropy(logits, y, weight=weights, ignore_index=cityscapes.IGNORE)
         if not math.isfinite(loss.item()):
             if (y != cityscapes.IGNORE).any():
                 raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower --lr")

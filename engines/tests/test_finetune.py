@@ -84,3 +84,14 @@ def test_confusion_metrics_by_hand() -> None:
     iou = metrics.iou_per_class(m)
     assert iou[0] == pytest.approx(1 / 2) and iou[1] == pytest.approx(2 / 3) and np.isnan(iou[2])
     assert metrics.miou_present(m) == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_inverse_sqrt_class_weights_favour_rare_classes(tmp_path: Path) -> None:
+    write_dataset(tmp_path / "data", count=3)
+    data = finetune.Dataset(tmp_path / "data", "train", "train", None, cache=False)
+    weights = finetune.class_weights(data, 19, "inverse-sqrt")
+    road, sky, car = weights[0].item(), weights[10].item(), weights[13].item()
+    assert car > sky > road > 0, weights
+    present = weights[weights > 0]
+    assert len(present) == 3 and present.mean().item() == pytest.approx(1.0)
+    assert finetune.class_weights(data, 19, "none") is None

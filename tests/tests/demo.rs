@@ -1,39 +1,15 @@
-//! Runs the main demo end to end: two simulated cameras stream openh264-encoded video into a
-//! real `flowcloud-worker` child process (tiny model) and must get results back for ≥ 95% of
-//! their frames; the worker must exit 0 on SIGTERM.
+//! Runs the main demo end to end: two simulated cameras stream openh264-encoded street scenes
+//! into a real `flowcloud-worker` child process (the demo model) and must get results back for
+//! ≥ 95% of their frames; the worker must exit 0 on SIGTERM.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-/// The `flowcloud-worker` binary, built here: cargo builds only this crate's binaries for its
-/// tests, and this crate must not depend on the worker.
-fn worker_binary() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-p",
-            "flowcloud-worker",
-            "--bin",
-            "flowcloud-worker",
-        ])
-        .status()
-        .expect("cargo runs");
-    assert!(
-        status.success(),
-        "building flowcloud-worker failed: {status}"
-    );
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        PathBuf::from,
-    );
-    let binary = target.join("debug/flowcloud-worker");
-    assert!(binary.is_file(), "no worker binary at {}", binary.display());
-    binary
-}
+mod common;
 
 #[test]
 fn demo_streams_two_cameras_through_the_worker() {
-    let worker = worker_binary();
+    let worker = common::built_binary("flowcloud-worker", "flowcloud-worker");
+    let out = common::TempDir::new("demo");
     let output = Command::new(env!("CARGO_BIN_EXE_flowcloud-demo"))
         .args([
             "--cameras",
@@ -41,10 +17,12 @@ fn demo_streams_two_cameras_through_the_worker() {
             "--frames",
             "30",
             "--fps",
-            "30",
+            "10",
             "--worker",
         ])
         .arg(&worker)
+        .arg("--out")
+        .arg(out.path())
         .output()
         .expect("the demo binary runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -78,4 +56,15 @@ fn demo_streams_two_cameras_through_the_worker() {
         "stdout:\n{stdout}"
     );
     assert!(stdout.contains("exited 0"), "stdout:\n{stdout}");
+    // The worker stored an overlay per frame for each camera.
+    for camera in ["demo-camera-0", "demo-camera-1"] {
+        let overlays = std::fs::read_dir(out.path().join(camera))
+            .unwrap_or_else(|e| panic!("{camera}: no stored results: {e}"))
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with("_overlay.png"))
+            })
+            .count();
+        assert!(overlays >= 28, "{camera}: {overlays} overlays");
+    }
 }

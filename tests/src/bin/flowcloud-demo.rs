@@ -1,18 +1,23 @@
-//! The FlowCloud demo: several simulated cameras stream H.264 to a real `flowcloud-worker`
-//! process and get a segmentation result back for every frame.
+//! The FlowCloud demo: several simulated cameras stream synthetic street scenes as H.264 to a
+//! real `flowcloud-worker` process, which segments every frame with the demo model and sends
+//! the class map back; the cameras score it against the scene's exact ground truth.
 //!
 //! 1. `flowcloud-worker` is started as a child process on free loopback ports with the model
-//!    (the tiny test model by default), its log going to a file; `/readyz` is polled until 200.
-//! 2. One thread per camera runs the edge SDK as a camera does: the moving test pattern (a
-//!    different phase per camera) → openh264 (an IDR with SPS and PPS every 30 frames and on
-//!    request) → the `mio` sender (RTCP SR + SDES CNAME first, then RTP in RFC 4571 framing),
-//!    paced at `--fps`; the sender hands back each `FCSG` result with its latency split.
+//!    (`engines/demo/street-demo.onnx` by default), storing colour overlays and class maps
+//!    under `--out`, its log going to a file; `/readyz` is polled until 200.
+//! 2. One thread per camera runs the edge SDK as a camera does: the synthetic street scene (a
+//!    different world per camera; or the moving test pattern) → openh264 (an IDR with SPS and
+//!    PPS every 30 frames and on request) → the `mio` sender (RTCP SR + SDES CNAME first, then
+//!    RTP in RFC 4571 framing), paced at `--fps`; the sender hands back each `FCSG` result with
+//!    its latency split and the full-resolution class map, which the camera compares with the
+//!    scene's labels for that frame (a running confusion matrix, mIoU over the classes present).
 //! 3. Every camera drains its results.
 //! 4. `/metrics` is scraped before the cameras disconnect, then the worker gets SIGTERM and must
 //!    exit 0 within 10 s.
 //! 5. A table per camera: frames sent, results, result rate, capture→result latency, the
-//!    worker's stage times, the dominant classes. The run fails (non-zero exit) unless every
-//!    camera got a result for at least 95% of its frames and the worker shut down cleanly.
+//!    worker's stage times, mIoU, the dominant classes; then IoU per class. The run fails
+//!    (non-zero exit) unless every camera got a result for at least 95% of its frames, the
+//!    worker shut down cleanly and (with `--min-miou`) the mIoU is high enough.
 #![allow(clippy::print_stdout)]
 
 use std::fmt::Write as _;
@@ -29,21 +34,23 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use clap::Parser;
 use flowcloud_edge::capture::CaptureSource;
 use flowcloud_edge::capture::pattern::PatternSource;
+use flowcloud_edge::capture::scene::{SceneConfig, SceneSource, StreetScene};
 use flowcloud_edge::encode::openh264::OpenH264Encoder;
 use flowcloud_edge::encode::{EncoderSettings, VideoEncoder};
 use flowcloud_edge::sender::{
     FrameResult, LatencySplit, Sender, SenderConfig, SenderEvent, SenderHandler, SenderStats,
 };
+use flowcloud_worker::eval::{ConfusionMatrix, EvalClasses, Metrics};
+use flowcloud_worker::storage::LabelFormat;
 
 /// An IDR every this many frames.
 const KEYFRAME_INTERVAL: u32 = 30;
-/// The cameras' encoder bitrate.
-const BITRATE_BPS: u32 = 1_000_000;
 /// How long a camera may take to connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames between the phases of consecutive cameras' test patterns.
 const PHASE_STEP: u64 = 41;
-/// Width of the class map the worker puts in each result.
+/// Width of the class map the worker puts in each result of a test-pattern camera (a scene
+/// camera asks for the full width, to be scored).
 const CLASS_MAP_WIDTH: u16 = 32;
 /// How long the worker may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -53,7 +60,11 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Share of its frames each camera must get a result for.
 const MIN_RESULT_SHARE: f64 = 0.95;
-/// Cityscapes train ids 0..=18, the tiny model's class set.
+/// Frames a camera remembers (capture time → scene frame) to score late results.
+const REMEMBERED_FRAMES: usize = 256;
+/// Frames kept per camera under `--out` (class map and overlay count as one).
+const STORED_FRAMES_PER_CAMERA: u32 = 300;
+/// Cityscapes train ids 0..=18, the models' class set.
 const CITYSCAPES: [&str; 19] = [
     "road",
     "sidewalk",
@@ -84,20 +95,44 @@ const CITYSCAPES: [&str; 19] = [
 #[command(name = "flowcloud-demo", version)]
 struct Args {
     /// Number of simulated cameras streaming at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     cameras: u32,
     /// Frames each camera sends.
     #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     frames: u32,
     /// Frames per second each camera sends (RTP timestamps advance 90000 / fps per frame).
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=240))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=240))]
     fps: u32,
     /// Picture width in pixels (even, at least 32).
-    #[arg(long, default_value_t = 320)]
+    #[arg(long, default_value_t = 640)]
     width: u32,
     /// Picture height in pixels (even, at least 32).
-    #[arg(long, default_value_t = 240)]
+    #[arg(long, default_value_t = 320)]
     height: u32,
+    /// What the cameras film: `scene` (synthetic street scenes with exact labels, scored) or
+    /// `pattern` (the moving test pattern, not scored).
+    #[arg(long, value_enum, default_value_t = DemoSource::Scene)]
+    source: DemoSource,
+    /// World seed of camera 0's streets; camera `c` films world `scene-seed + c`.
+    #[arg(long, default_value_t = 7)]
+    scene_seed: u64,
+    /// Frames of one street before the scene moves on to another.
+    #[arg(long, default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    frames_per_street: u64,
+    /// Where the worker stores colour overlays and class maps, a folder per camera (the last
+    /// 300 frames of each).
+    #[arg(long, default_value_os_t = repo_root().join("out/demo"))]
+    out: PathBuf,
+    /// Also write the summary (results, latency, stage times, mIoU, IoU per class) as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Encoder bitrate in bits per second; default: the edge SDK's (0.2 bit per pixel and
+    /// frame, 410 kbit/s at 640x320 and 10 fps).
+    #[arg(long)]
+    bitrate: Option<u32>,
+    /// Fail unless the mIoU over the classes present, over all cameras, reaches this.
+    #[arg(long)]
+    min_miou: Option<f64>,
     /// The segmentation model (`.onnx` with its `.toml` manifest next to it) the worker loads.
     #[arg(long, default_value_os_t = default_model())]
     model: PathBuf,
@@ -116,7 +151,16 @@ fn repo_root() -> PathBuf {
 }
 
 fn default_model() -> PathBuf {
-    repo_root().join("engines/tiny/tiny-seg.onnx")
+    repo_root().join("engines/demo/street-demo.onnx")
+}
+
+/// What the cameras film.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DemoSource {
+    /// Synthetic street scenes, scored against their labels.
+    Scene,
+    /// The moving test pattern.
+    Pattern,
 }
 
 fn main() -> ExitCode {
@@ -149,10 +193,100 @@ struct Replies {
     round_trips: u64,
     events: Vec<String>,
     progress: Arc<Progress>,
+    /// Scoring against the scene's labels (scene cameras only).
+    truth: Option<GroundTruth>,
+}
+
+/// A scene camera's scorekeeper: which scene frame each capture time was, the scene (to
+/// render that frame's labels again), and the confusion matrices.
+struct GroundTruth {
+    scene: StreetScene,
+    /// (capture time, scene frame index) of the last frames submitted.
+    frames: std::collections::VecDeque<(Instant, u64)>,
+    labels: Vec<u8>,
+    prediction: Vec<u8>,
+    /// This camera's results.
+    camera: ConfusionMatrix,
+    /// Every camera's results, for the live line.
+    all: Arc<std::sync::Mutex<ConfusionMatrix>>,
+    /// Results scored.
+    scored: u64,
+    /// Results that could not be scored, and the first reason.
+    unscored: u64,
+    first_problem: Option<String>,
+}
+
+impl GroundTruth {
+    fn new(config: SceneConfig, all: Arc<std::sync::Mutex<ConfusionMatrix>>) -> Result<Self> {
+        Ok(Self {
+            scene: StreetScene::new(config)?,
+            frames: std::collections::VecDeque::with_capacity(REMEMBERED_FRAMES),
+            labels: vec![0; config.labels_len()],
+            prediction: vec![0; config.labels_len()],
+            camera: ConfusionMatrix::new(EvalClasses::Train),
+            all,
+            scored: 0,
+            unscored: 0,
+            first_problem: None,
+        })
+    }
+
+    fn remember(&mut self, captured_at: Instant, index: u64) {
+        if self.frames.len() == REMEMBERED_FRAMES {
+            self.frames.pop_front();
+        }
+        self.frames.push_back((captured_at, index));
+    }
+
+    fn score(&mut self, result: &FrameResult<'_>) {
+        if let Err(problem) = self.try_score(result) {
+            self.unscored += 1;
+            self.first_problem.get_or_insert(problem);
+        }
+    }
+
+    fn try_score(&mut self, result: &FrameResult<'_>) -> Result<(), String> {
+        let rtp = result.result.rtp_timestamp;
+        let captured_at = result
+            .captured_at
+            .ok_or_else(|| format!("result {rtp}: no capture time"))?;
+        let &(_, index) = self
+            .frames
+            .iter()
+            .find(|(t, _)| *t == captured_at)
+            .ok_or_else(|| format!("result {rtp}: not a remembered frame"))?;
+        let config = *self.scene.config();
+        let (w, h) = result
+            .result
+            .decode_class_map(&mut self.prediction)
+            .map_err(|e| format!("result {rtp}: class map: {e}"))?;
+        if (usize::from(w), usize::from(h)) != (config.width, config.height) {
+            return Err(format!(
+                "result {rtp}: class map {w}x{h}, frames {}x{}",
+                config.width, config.height
+            ));
+        }
+        self.scene
+            .render_labels(index, &mut self.labels)
+            .map_err(|e| format!("frame {index}: {e}"))?;
+        let mut frame = ConfusionMatrix::new(EvalClasses::Train);
+        frame
+            .add_image(&self.labels, &self.prediction, LabelFormat::TrainIds)
+            .map_err(|e| format!("result {rtp}: {e}"))?;
+        self.camera.merge(&frame);
+        if let Ok(mut all) = self.all.lock() {
+            all.merge(&frame);
+        }
+        self.scored += 1;
+        Ok(())
+    }
 }
 
 impl SenderHandler for Replies {
     fn on_result(&mut self, result: &FrameResult<'_>) {
+        if let Some(truth) = &mut self.truth {
+            truth.score(result);
+        }
         let view = &result.result;
         self.results.push(Reply {
             rtp_timestamp: view.rtp_timestamp,
@@ -187,7 +321,18 @@ struct Progress {
 
 fn run(args: &Args) -> Result<()> {
     // Checks the size before the worker starts.
-    PatternSource::new(args.width as usize, args.height as usize, args.fps)?;
+    match args.source {
+        DemoSource::Pattern => drop(PatternSource::new(
+            args.width as usize,
+            args.height as usize,
+            args.fps,
+        )?),
+        DemoSource::Scene => scene_config(args, 0).validate()?,
+    }
+    let scored = args.source == DemoSource::Scene;
+    let confusion = Arc::new(std::sync::Mutex::new(ConfusionMatrix::new(
+        EvalClasses::Train,
+    )));
     let worker_bin = match &args.worker {
         Some(path) => path.clone(),
         None => std::env::current_exe()
@@ -208,8 +353,20 @@ fn run(args: &Args) -> Result<()> {
     let cameras = args.cameras as usize;
 
     println!(
-        "flowcloud-demo: {cameras} cameras × {} frames of {}x{} at {} fps → flowcloud-worker (openh264 decode, ONNX Runtime segmentation, FCSG results)",
-        args.frames, args.width, args.height, args.fps
+        "flowcloud-demo: {cameras} cameras × {} frames of {}x{} at {} fps ({}) → flowcloud-worker (openh264 decode, ONNX Runtime segmentation, FCSG results)",
+        args.frames,
+        args.width,
+        args.height,
+        args.fps,
+        match args.source {
+            DemoSource::Scene => format!(
+                "synthetic streets, worlds {}..={}, a new street every {} frames",
+                args.scene_seed,
+                args.scene_seed + args.cameras as u64 - 1,
+                args.frames_per_street
+            ),
+            DemoSource::Pattern => "test pattern".to_owned(),
+        }
     );
     println!(
         "model: {}",
@@ -224,7 +381,20 @@ fn run(args: &Args) -> Result<()> {
     let total_frames = cameras * args.frames as usize;
 
     // 1. The worker.
-    let mut worker = Worker::start(&worker_bin, &model, args.keep_worker_log)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let class_map_width = if scored {
+        u16::try_from(args.width).context("--width")?
+    } else {
+        CLASS_MAP_WIDTH
+    };
+    let mut worker = Worker::start(
+        &worker_bin,
+        &model,
+        &args.out,
+        class_map_width,
+        args.keep_worker_log,
+    )?;
     println!(
         "worker pid {}: media {}, http {}, log {}",
         worker.child.id(),
@@ -252,6 +422,8 @@ fn run(args: &Args) -> Result<()> {
             let offset =
                 Duration::from_secs_f64(camera as f64 / (cameras as f64 * f64::from(args.fps)));
             let (width, height, fps, frames) = (args.width, args.height, args.fps, args.frames);
+            let bitrate_bps = args.bitrate;
+            let scene = scored.then(|| (scene_config(args, camera), Arc::clone(&confusion)));
             thread::Builder::new()
                 .name(format!("camera-{camera}"))
                 .spawn(move || {
@@ -262,9 +434,10 @@ fn run(args: &Args) -> Result<()> {
                         height,
                         fps,
                         frames,
+                        bitrate_bps,
                         start: start + offset,
                     };
-                    run_camera(&plan, progress, &disconnect)
+                    run_camera(&plan, scene, progress, &disconnect)
                 })
                 .context("spawning a camera thread")
         })
@@ -278,8 +451,23 @@ fn run(args: &Args) -> Result<()> {
             .iter()
             .map(|p| p.results.load(Ordering::Relaxed))
             .sum();
+        let miou = if scored {
+            confusion.lock().map_or_else(
+                |_| String::new(),
+                |m| {
+                    let miou = m.metrics().miou_present;
+                    if miou.is_nan() {
+                        String::new()
+                    } else {
+                        format!(", running mIoU {miou:.3}")
+                    }
+                },
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "[{:5.1} s] sent {sent}/{total_frames} frames, results {results}",
+            "[{:5.1} s] sent {sent}/{total_frames} frames, results {results}{miou}",
             elapsed.as_secs_f64()
         );
     };
@@ -472,12 +660,95 @@ fn run(args: &Args) -> Result<()> {
     if map_sizes.is_empty() {
         failures.push("no class maps in the results".into());
     }
+    let accuracy = if scored {
+        let metrics = confusion
+            .lock()
+            .map_err(|_| anyhow!("a camera thread panicked while scoring"))?
+            .metrics();
+        println!();
+        println!(
+            "accuracy: each result's full-resolution class map against the scene's labels for that frame"
+        );
+        for (camera, run) in cameras_out.iter().enumerate() {
+            let Some(truth) = &run.replies.truth else {
+                continue;
+            };
+            let m = truth.camera.metrics();
+            println!(
+                "  {:<14} mIoU {:.3} over the {} classes present, pixel accuracy {:.3}, {} results scored",
+                cname(camera),
+                m.miou_present,
+                m.present_classes,
+                m.pixel_accuracy,
+                truth.scored
+            );
+            if truth.unscored > 0 {
+                failures.push(format!(
+                    "{}: {} results could not be scored (first: {})",
+                    cname(camera),
+                    truth.unscored,
+                    truth.first_problem.as_deref().unwrap_or("?")
+                ));
+            }
+        }
+        print_class_table(&metrics);
+        println!(
+            "  all cameras    mIoU {:.3} over the {} classes present (Cityscapes mIoU {:.3}), pixel accuracy {:.3}",
+            metrics.miou_present, metrics.present_classes, metrics.miou, metrics.pixel_accuracy
+        );
+        if let Some(min) = args.min_miou
+            && (metrics.miou_present.is_nan() || metrics.miou_present < min)
+        {
+            failures.push(format!(
+                "mIoU {:.4} is below --min-miou {min}",
+                metrics.miou_present
+            ));
+        }
+        Some(metrics)
+    } else {
+        None
+    };
+    println!(
+        "overlays and class maps (last {STORED_FRAMES_PER_CAMERA} frames per camera): {}/<camera>/",
+        args.out.display()
+    );
     match &shutdown {
         Ok((status, took)) if status.success() => {
             println!("worker: SIGTERM → exited 0 in {:.2} s", took.as_secs_f64())
         }
         Ok((status, _)) => failures.push(format!("the worker exited with {status} after SIGTERM")),
         Err(e) => failures.push(format!("worker shutdown: {e:#}")),
+    }
+
+    if let Some(path) = &args.json {
+        let summary = serde_json::json!({
+            "cameras": cameras,
+            "frames_per_camera": args.frames,
+            "fps": args.fps,
+            "bitrate_bps": args.bitrate,
+            "width": args.width,
+            "height": args.height,
+            "source": format!("{:?}", args.source).to_lowercase(),
+            "scene_seed": args.scene_seed,
+            "frames_per_street": args.frames_per_street,
+            "model": model,
+            "results": all_results,
+            "frames": sent_total,
+            "latency_ms": {
+                "p50": percentile(&all_latencies, 50).as_secs_f64() * 1e3,
+                "p95": percentile(&all_latencies, 95).as_secs_f64() * 1e3,
+                "max": all_latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+            },
+            "worker_stage_us_mean": {
+                "decode": all_stages[0] as f64 / all_results.max(1) as f64,
+                "infer": all_stages[1] as f64 / all_results.max(1) as f64,
+                "post": all_stages[2] as f64 / all_results.max(1) as f64,
+            },
+            "accuracy": accuracy,
+            "failures": failures,
+        });
+        std::fs::write(path, format!("{summary:#}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
 
     println!();
@@ -502,6 +773,48 @@ fn run(args: &Args) -> Result<()> {
         println!("worker log: {}", worker.log.display());
     }
     Ok(())
+}
+
+/// IoU per class present (or predicted), with its share of the ground-truth pixels.
+fn print_class_table(metrics: &Metrics) {
+    let total = metrics.evaluated_pixels.max(1) as f64;
+    let classes: Vec<_> = metrics
+        .per_class
+        .iter()
+        .filter(|c| c.gt_pixels > 0 || c.predicted_pixels > 0)
+        .collect();
+    let names: Vec<String> = classes
+        .iter()
+        .map(|c| format!("{:>9}", trim(c.name, 9)))
+        .collect();
+    println!("  {:<14} {}", "class", names.join(" "));
+    let ious: Vec<String> = classes.iter().map(|c| format!("{:>9.3}", c.iou)).collect();
+    println!("  {:<14} {}", "IoU", ious.join(" "));
+    let shares: Vec<String> = classes
+        .iter()
+        .map(|c| format!("{:>8.1}%", c.gt_pixels as f64 * 100.0 / total))
+        .collect();
+    println!("  {:<14} {}", "pixels", shares.join(" "));
+}
+
+/// `name` cut to `width` characters.
+fn trim(name: &str, width: usize) -> &str {
+    name.char_indices()
+        .nth(width)
+        .map_or(name, |(i, _)| &name[..i])
+}
+
+/// The scene camera `camera` films: world `scene-seed + camera`, paced by the demo.
+fn scene_config(args: &Args, camera: usize) -> SceneConfig {
+    SceneConfig {
+        fps: args.fps,
+        frames_per_sequence: args.frames_per_street,
+        ..SceneConfig::new(
+            args.width as usize,
+            args.height as usize,
+            args.scene_seed + camera as u64,
+        )
+    }
 }
 
 fn cname(camera: usize) -> String {
@@ -584,6 +897,7 @@ struct CameraPlan {
     height: u32,
     fps: u32,
     frames: u32,
+    bitrate_bps: Option<u32>,
     start: Instant,
 }
 
@@ -597,19 +911,34 @@ struct CameraRun {
 /// `start`; then it drains its results and keeps the connection until `disconnect`.
 fn run_camera(
     plan: &CameraPlan,
+    scene: Option<(SceneConfig, Arc<std::sync::Mutex<ConfusionMatrix>>)>,
     progress: Arc<Progress>,
     disconnect: &AtomicBool,
 ) -> Result<CameraRun> {
-    let mut source = PatternSource::new(plan.width as usize, plan.height as usize, plan.fps)?
-        .unpaced()
-        .starting_at(plan.camera as u64 * PHASE_STEP);
+    let (mut source, truth): (Box<dyn CaptureSource>, _) = match scene {
+        Some((config, all)) => (
+            Box::new(SceneSource::new(config)?.unpaced()),
+            Some(GroundTruth::new(config, all)?),
+        ),
+        None => (
+            Box::new(
+                PatternSource::new(plan.width as usize, plan.height as usize, plan.fps)?
+                    .unpaced()
+                    .starting_at(plan.camera as u64 * PHASE_STEP),
+            ),
+            None,
+        ),
+    };
     let mut settings = EncoderSettings::new(plan.width, plan.height, plan.fps);
-    settings.bitrate_bps = BITRATE_BPS;
+    if let Some(bitrate) = plan.bitrate_bps {
+        settings.bitrate_bps = bitrate;
+    }
     settings.keyframe_interval = KEYFRAME_INTERVAL;
     let mut encoder = OpenH264Encoder::new(settings).context("creating the encoder")?;
     let mut sender = Sender::new(SenderConfig::new(plan.media, &cname(plan.camera)))?;
     let mut replies = Replies {
         progress: Arc::clone(&progress),
+        truth,
         ..Replies::default()
     };
     let deadline = Instant::now() + CONNECT_TIMEOUT;
@@ -633,6 +962,9 @@ fn run_camera(
         }
         let frame = source.next_frame()?;
         let captured_at = frame.captured_at;
+        if let Some(truth) = &mut replies.truth {
+            truth.remember(captured_at, frame.sequence);
+        }
         let encoded = encoder
             .encode(&frame, &mut access_unit)
             .with_context(|| format!("encoding frame {index}"))?;
@@ -676,7 +1008,13 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(binary: &Path, model: &Path, keep_log: bool) -> Result<Self> {
+    fn start(
+        binary: &Path,
+        model: &Path,
+        out: &Path,
+        class_map_width: u16,
+        keep_log: bool,
+    ) -> Result<Self> {
         let unique = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -692,7 +1030,14 @@ impl Worker {
             .arg(model)
             .args(["--listen-media", &media.to_string()])
             .args(["--listen-http", &http.to_string()])
-            .args(["--class-map-width", &CLASS_MAP_WIDTH.to_string()])
+            .args(["--class-map-width", &class_map_width.to_string()])
+            .arg("--storage-dir")
+            .arg(out)
+            .args(["--storage-overlays", "--storage-class-maps", "labelIds"])
+            .args([
+                "--max-files-per-stream",
+                &STORED_FRAMES_PER_CAMERA.to_string(),
+            ])
             .args(["--log-filter", "warn"])
             .current_dir(repo_root())
             .stdin(Stdio::null())
