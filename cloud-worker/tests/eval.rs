@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use flowcloud_tests::temp_dir::TempDir;
 use flowcloud_worker::classes::{LABELS, label_id_to_train_id};
 use serde_json::Value;
 
@@ -45,33 +46,6 @@ const FRAMES: [(&str, u32, u32); 8] = [
     ("cologne", 12, 19),
     ("cologne", 13, 19),
 ];
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "flowcloud-eval-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn key(index: usize) -> String {
     let (city, seq, frame) = FRAMES[index];
@@ -214,7 +188,7 @@ struct Dataset {
 
 impl Dataset {
     fn new() -> Self {
-        let dir = TempDir::new("data");
+        let dir = TempDir::new("eval-data");
         let root = dir.path();
         for i in 0..FRAMES.len() {
             let (key, city) = (key(i), city(i));

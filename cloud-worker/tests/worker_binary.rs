@@ -8,7 +8,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 mod common;
@@ -17,6 +16,7 @@ use common::handshake;
 use flowcloud_core::framing::Deframer;
 use flowcloud_core::results::ResultView;
 use flowcloud_core::rtcp::{self, RtcpPacket};
+use flowcloud_tests::temp_dir::TempDir;
 use flowcloud_worker::config::WorkerConfig;
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowcloud-worker");
@@ -33,33 +33,6 @@ const BALL_PIXELS: u64 = 160 * 120;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "flowcloud-worker-binary-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A port that was free a moment ago.
 fn free_port() -> u16 {
@@ -328,7 +301,7 @@ fn print_config_round_trips() {
     assert_eq!(config, expected);
 
     // A file, overridden by a flag.
-    let dir = TempDir::new("print-config");
+    let dir = TempDir::new("worker-binary-print-config");
     let file = dir.path().join("worker.toml");
     std::fs::write(&file, text.replace("max_batch = 4", "max_batch = 3")).unwrap();
     let out = worker_command()
@@ -357,7 +330,7 @@ fn invalid_config_is_refused() {
 
 #[test]
 fn ready_streams_and_exits_on_sigterm() {
-    let dir = TempDir::new("ready");
+    let dir = TempDir::new("worker-binary-ready");
     let results = dir.path().join("results");
     let mut worker = Worker::start(
         dir,
@@ -456,7 +429,7 @@ fn not_ready_reason(dir: TempDir, model: &Path, args: &[&str], env: &[(&str, &st
 
 #[test]
 fn not_ready_missing_model() {
-    let dir = TempDir::new("missing");
+    let dir = TempDir::new("worker-binary-missing");
     let model = dir.path().join("nope.onnx");
     let reason = not_ready_reason(dir, &model, &[], &[]);
     assert!(
@@ -467,7 +440,7 @@ fn not_ready_missing_model() {
 
 #[test]
 fn not_ready_truncated_model() {
-    let dir = TempDir::new("truncated");
+    let dir = TempDir::new("worker-binary-truncated");
     let model = dir.path().join("tiny-seg.onnx");
     let bytes = std::fs::read(TINY_MODEL).unwrap();
     std::fs::write(&model, &bytes[..100]).unwrap();
@@ -481,7 +454,7 @@ fn not_ready_truncated_model() {
 
 #[test]
 fn not_ready_wrong_input_shape() {
-    let dir = TempDir::new("shape");
+    let dir = TempDir::new("worker-binary-shape");
     let model = dir.path().join("tiny-seg.onnx");
     std::fs::copy(TINY_MODEL, &model).unwrap();
     let manifest = std::fs::read_to_string(TINY_MANIFEST).unwrap();
@@ -499,7 +472,7 @@ fn not_ready_wrong_input_shape() {
 
 #[test]
 fn not_ready_without_onnx_runtime() {
-    let dir = TempDir::new("no-ort");
+    let dir = TempDir::new("worker-binary-no-ort");
     let missing = dir.path().join("libonnxruntime.so");
     let missing = missing.to_str().unwrap().to_owned();
     let reason = not_ready_reason(
@@ -516,7 +489,7 @@ fn not_ready_without_onnx_runtime() {
 
 #[test]
 fn not_ready_unusable_storage_dir() {
-    let dir = TempDir::new("storage");
+    let dir = TempDir::new("worker-binary-storage");
     let blocker = dir.path().join("a-file");
     std::fs::write(&blocker, b"not a directory").unwrap();
     let results = blocker.join("results");

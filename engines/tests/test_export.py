@@ -80,3 +80,17 @@ def test_weights_spec_is_checked() -> None:
     for bad in ("random:x", "checkpoint:", "imagenet", "torchvision:foo"):
         with pytest.raises(ValueError):
             models.Weights.parse(bad)
+
+
+def test_saved_logits_are_compared_without_an_order_check(deeplab_96: Path, tmp_path: Path) -> None:
+    m = Manifest.read(deeplab_96)
+    ort = parity.make_backend("onnxruntime", deeplab_96, m)
+    x = parity.inputs(m, None, 2, seed=9)
+    for i, logits in enumerate(ort(x)):
+        np.save(tmp_path / f"{i}.npy", logits)
+    (same,) = parity.report(ort, {f"logits:{tmp_path}": parity.make_backend(f"logits:{tmp_path}", deeplab_96, m)}, x)
+    assert same.straight.max_abs_diff == 0.0 and same.straight.argmax_agreement_pct == 100.0
+    assert same.channels_swapped is None and same.channel_order_ok is None
+    np.save(tmp_path / "1.npy", -np.load(tmp_path / "1.npy"))  # a backend that got input 1 wrong
+    (wrong,) = parity.report(ort, {"saved": parity.make_backend(f"logits:{tmp_path}", deeplab_96, m)}, x)
+    assert wrong.straight.argmax_agreement_pct < 60

@@ -1,3 +1,4 @@
 //! Shared helpers for the workspace-level tests and the loopback demo.
 
 pub mod gstreamer;
+pub mod temp_dir;

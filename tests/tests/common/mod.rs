@@ -29,30 +29,4 @@ pub(crate) fn built_binary(package: &str, bin: &str) -> PathBuf {
     binary
 }
 
-/// A fresh folder under the system's temporary folder, removed on drop.
-pub(crate) struct TempDir(PathBuf);
-
-impl TempDir {
-    /// `flowcloud-<name>-<pid>-<n>`.
-    pub(crate) fn new(name: &str) -> Self {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("flowcloud-{name}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("creating a temporary folder");
-        Self(path)
-    }
-
-    /// The folder.
-    pub(crate) fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub(crate) use flowcloud_tests::temp_dir::TempDir;
