@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::eval::command::EvalArgs;
+use crate::ingest::identity::AnonymousSenders;
 use serde::{Deserialize, Serialize};
 
 /// Why a configuration could not be loaded.
@@ -68,6 +69,89 @@ pub struct WorkerConfig {
     pub keyframes: KeyframesConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Senders that do not open with the SR + SDES CNAME handshake.
+    pub senders: SendersConfig,
+    /// Cameras the worker connects to (`[[sources]]`), in addition to those that connect.
+    pub sources: Vec<SourceConfig>,
+}
+
+/// `[senders]`: which senders may stream without introducing themselves first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SendersConfig {
+    /// Which connecting peers may send RTP before (or without) an RTCP SR + SDES CNAME, as a
+    /// standard GStreamer pipeline (`rtph264pay ! rtpstreampay ! tcpclientsink`) does: "allow",
+    /// "loopback" or "deny". Their streams are named `anon-<address>-<ssrc>` until a CNAME
+    /// arrives. Default "allow" (no sender is authenticated yet: a CNAME proves no more).
+    pub anonymous: AnonymousSenders,
+    /// Send results, receiver reports and keyframe requests back to anonymous senders too.
+    /// A standard GStreamer sender never reads them, and when it closes a socket that holds
+    /// unread data its kernel resets the connection, discarding what it had not yet sent (the
+    /// stream's last packets): false keeps such senders' streams whole to the end. Default true.
+    pub reply_to_anonymous: bool,
+}
+
+impl Default for SendersConfig {
+    fn default() -> Self {
+        Self {
+            anonymous: AnonymousSenders::default(),
+            reply_to_anonymous: true,
+        }
+    }
+}
+
+/// `[[sources]]`: a camera that serves its stream (RFC 4571 RTP over TCP, e.g. GStreamer's
+/// `tcpserversink`); the worker connects to it and reconnects when the connection ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The stream's name (its storage folder and metrics label).
+    pub name: String,
+    /// `host:port` to connect to; resolved at every attempt.
+    pub connect: String,
+    /// Ms to wait before reconnecting, doubled after each failed attempt. Default 500.
+    #[serde(default = "SourceConfig::default_reconnect_ms")]
+    pub reconnect_ms: u64,
+    /// Longest wait between attempts, ms. Default 30000.
+    #[serde(default = "SourceConfig::default_max_reconnect_ms")]
+    pub max_reconnect_ms: u64,
+    /// Longest wait for one connection attempt, ms. Default 5000.
+    #[serde(default = "SourceConfig::default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+impl SourceConfig {
+    const fn default_reconnect_ms() -> u64 {
+        500
+    }
+
+    const fn default_max_reconnect_ms() -> u64 {
+        30_000
+    }
+
+    const fn default_connect_timeout_ms() -> u64 {
+        5000
+    }
+
+    /// A source with the default timings.
+    #[must_use]
+    pub fn new(name: &str, connect: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            connect: connect.to_owned(),
+            reconnect_ms: Self::default_reconnect_ms(),
+            max_reconnect_ms: Self::default_max_reconnect_ms(),
+            connect_timeout_ms: Self::default_connect_timeout_ms(),
+        }
+    }
+}
+
+/// `--source NAME=HOST:PORT`.
+fn parse_source_flag(text: &str) -> Result<SourceConfig, String> {
+    let (name, connect) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected NAME=HOST:PORT"))?;
+    Ok(SourceConfig::new(name, connect))
 }
 
 /// `[listen]`: where the worker listens.
@@ -252,6 +336,10 @@ pub struct StorageConfig {
     /// Most frames kept per stream (a frame's class map and overlay count as one); the
     /// oldest are deleted first. Default 1000.
     pub max_files_per_stream: usize,
+    /// Also log every segmented frame's SHA-256 (of its decoded I420 planes, packed) to
+    /// `frames.tsv` in the stream's folder, to check decoding against another decoder. At most
+    /// `max_files_per_stream` lines are kept (the file before is `frames.tsv.1`). Default false.
+    pub frame_hashes: bool,
 }
 
 impl Default for StorageConfig {
@@ -262,15 +350,18 @@ impl Default for StorageConfig {
             overlays: false,
             overlay_alpha: 0.5,
             max_files_per_stream: 1000,
+            frame_hashes: false,
         }
     }
 }
 
 impl StorageConfig {
-    /// Whether anything is stored: a folder is set and class maps or overlays are on.
+    /// Whether anything is stored: a folder is set and class maps, overlays or frame hashes
+    /// are on.
     #[must_use]
     pub fn enabled(&self) -> bool {
-        self.dir.is_some() && (self.class_maps != ClassMapFormat::Off || self.overlays)
+        self.dir.is_some()
+            && (self.class_maps != ClassMapFormat::Off || self.overlays || self.frame_hashes)
     }
 }
 
@@ -435,6 +526,8 @@ impl WorkerConfig {
             storage,
             keyframes,
             log,
+            senders: _,
+            sources,
         } = self;
 
         if listen.media == listen.http && listen.media.port() != 0 {
@@ -509,6 +602,40 @@ impl WorkerConfig {
         at_least_one("storage.max_files_per_stream", storage.max_files_per_stream)?;
 
         non_zero_ms("keyframes.pli_interval_ms", keyframes.pli_interval_ms)?;
+
+        for (i, source) in sources.iter().enumerate() {
+            if source.name.is_empty() {
+                return Err(invalid("sources.name", format!("source {i} has no name")));
+            }
+            if sources[..i].iter().any(|other| other.name == source.name) {
+                return Err(invalid(
+                    "sources.name",
+                    format!("{:?} names two sources", source.name),
+                ));
+            }
+            match source.connect.rsplit_once(':') {
+                Some((host, port))
+                    if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+                _ => {
+                    return Err(invalid(
+                        "sources.connect",
+                        format!(
+                            "{:?} (source {:?}) is not HOST:PORT",
+                            source.connect, source.name
+                        ),
+                    ));
+                }
+            }
+            non_zero_ms("sources.reconnect_ms", source.reconnect_ms)?;
+            non_zero_ms("sources.max_reconnect_ms", source.max_reconnect_ms)?;
+            non_zero_ms("sources.connect_timeout_ms", source.connect_timeout_ms)?;
+            if source.max_reconnect_ms < source.reconnect_ms {
+                return Err(invalid(
+                    "sources.max_reconnect_ms",
+                    format!("less than reconnect_ms (source {:?})", source.name),
+                ));
+            }
+        }
 
         if let Err(error) = tracing_subscriber::EnvFilter::builder().parse(&log.filter) {
             return Err(invalid("log.filter", format!("{:?}: {error}", log.filter)));
@@ -655,6 +782,42 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "FLOWCLOUD_MAX_FILES_PER_STREAM")]
     pub max_files_per_stream: Option<usize>,
 
+    /// Also log each segmented frame's SHA-256 to frames.tsv in its stream's folder;
+    /// `--storage-frame-hashes=false` turns it off [storage.frame_hashes; default false].
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "FLOWCLOUD_STORAGE_FRAME_HASHES",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub storage_frame_hashes: Option<bool>,
+
+    /// Which peers may send RTP before an RTCP SR + SDES CNAME (standard GStreamer senders):
+    /// allow, loopback or deny [senders.anonymous; default allow].
+    #[arg(long, value_name = "POLICY", env = "FLOWCLOUD_ANONYMOUS_SENDERS")]
+    pub anonymous_senders: Option<AnonymousSenders>,
+
+    /// Reply (results, reports, keyframe requests) to anonymous senders too;
+    /// `--reply-to-anonymous=false` sends them nothing [senders.reply_to_anonymous; default
+    /// true].
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "FLOWCLOUD_REPLY_TO_ANONYMOUS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub reply_to_anonymous: Option<bool>,
+
+    /// Connect to a camera serving its stream (e.g. GStreamer's tcpserversink), as
+    /// NAME=HOST:PORT; repeat for more. Added to the config file's [[sources]] with their
+    /// default timings [sources].
+    #[arg(long = "source", value_name = "NAME=HOST:PORT", value_parser = parse_source_flag)]
+    pub sources: Vec<SourceConfig>,
+
     /// Least ms between two key-frame requests (RTCP PLI) to one camera
     /// [keyframes.pli_interval_ms; default 500].
     #[arg(long, value_name = "MS", env = "FLOWCLOUD_PLI_INTERVAL_MS")]
@@ -715,6 +878,8 @@ impl Cli {
             storage,
             keyframes,
             log,
+            senders,
+            sources,
         } = config;
         set(&mut listen.media, self.listen_media);
         set(&mut listen.http, self.listen_http);
@@ -743,6 +908,10 @@ impl Cli {
         set(&mut storage.overlays, self.storage_overlays);
         set(&mut storage.overlay_alpha, self.overlay_alpha);
         set(&mut storage.max_files_per_stream, self.max_files_per_stream);
+        set(&mut storage.frame_hashes, self.storage_frame_hashes);
+        set(&mut senders.anonymous, self.anonymous_senders);
+        set(&mut senders.reply_to_anonymous, self.reply_to_anonymous);
+        sources.extend(self.sources);
         set(&mut keyframes.pli_interval_ms, self.pli_interval_ms);
         set(&mut log.format, self.log_format);
         set(&mut log.filter, self.log_filter);
@@ -833,6 +1002,7 @@ class_maps = "trainIds"
 overlays = true
 overlay_alpha = 0.25
 max_files_per_stream = 10
+frame_hashes = true
 
 [keyframes]
 pli_interval_ms = 250
@@ -840,6 +1010,21 @@ pli_interval_ms = 250
 [log]
 format = "json"
 filter = "warn,flowcloud_worker=debug"
+
+[senders]
+anonymous = "loopback"
+reply_to_anonymous = false
+
+[[sources]]
+name = "gate"
+connect = "gate.local:5000"
+
+[[sources]]
+name = "dock"
+connect = "[fd00::7]:5000"
+reconnect_ms = 100
+max_reconnect_ms = 100
+connect_timeout_ms = 1000
 "#;
 
     fn full() -> WorkerConfig {
@@ -874,6 +1059,7 @@ filter = "warn,flowcloud_worker=debug"
                 overlays: true,
                 overlay_alpha: 0.25,
                 max_files_per_stream: 10,
+                frame_hashes: true,
             },
             keyframes: KeyframesConfig {
                 pli_interval_ms: 250,
@@ -882,6 +1068,19 @@ filter = "warn,flowcloud_worker=debug"
                 format: LogFormat::Json,
                 filter: "warn,flowcloud_worker=debug".into(),
             },
+            senders: SendersConfig {
+                anonymous: AnonymousSenders::Loopback,
+                reply_to_anonymous: false,
+            },
+            sources: vec![
+                SourceConfig::new("gate", "gate.local:5000"),
+                SourceConfig {
+                    reconnect_ms: 100,
+                    max_reconnect_ms: 100,
+                    connect_timeout_ms: 1000,
+                    ..SourceConfig::new("dock", "[fd00::7]:5000")
+                },
+            ],
         }
     }
 
@@ -918,6 +1117,65 @@ filter = "warn,flowcloud_worker=debug"
                 .unwrap()
                 .contains("class_maps = \"trainIds\"")
         );
+    }
+
+    #[test]
+    fn senders_and_sources_from_the_file_and_flags() {
+        let text = "[senders]\nanonymous = \"deny\"\n\n[[sources]]\nname = \"gate\"\n\
+                    connect = \"10.0.0.5:5000\"\nreconnect_ms = 200\n";
+        let config = WorkerConfig::from_toml_str(text).unwrap();
+        assert_eq!(config.senders.anonymous, AnonymousSenders::Deny);
+        assert_eq!(
+            config.sources,
+            [SourceConfig {
+                reconnect_ms: 200,
+                ..SourceConfig::new("gate", "10.0.0.5:5000")
+            }]
+        );
+        let cli = Cli::try_parse_from([
+            "w",
+            "--anonymous-senders",
+            "loopback",
+            "--source",
+            "a=127.0.0.1:5000",
+            "--source",
+            "b=cam.local:6000",
+        ])
+        .unwrap();
+        let config = cli.into_config().unwrap();
+        assert_eq!(config.senders.anonymous, AnonymousSenders::Loopback);
+        let names: Vec<_> = config.sources.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(Cli::try_parse_from(["w", "--source", "no-equals-sign"]).is_err());
+        assert!(Cli::try_parse_from(["w", "--anonymous-senders", "sometimes"]).is_err());
+        for (text, field) in [
+            (
+                "[[sources]]\nname = \"\"\nconnect = \"h:1\"\n",
+                "sources.name",
+            ),
+            (
+                "[[sources]]\nname = \"a\"\nconnect = \"h\"\n",
+                "sources.connect",
+            ),
+            (
+                "[[sources]]\nname = \"a\"\nconnect = \"h:0\"\n",
+                "sources.connect",
+            ),
+            (
+                "[[sources]]\nname = \"a\"\nconnect = \"h:1\"\n[[sources]]\nname = \"a\"\nconnect = \"h:2\"\n",
+                "sources.name",
+            ),
+            (
+                "[[sources]]\nname = \"a\"\nconnect = \"h:1\"\nreconnect_ms = 900\nmax_reconnect_ms = 800\n",
+                "sources.max_reconnect_ms",
+            ),
+        ] {
+            assert_eq!(invalid_field(text), field, "{text}");
+        }
+        assert!(matches!(
+            WorkerConfig::from_toml_str("[senders]\nanonymous = \"maybe\"\n"),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 
     #[test]
@@ -1118,6 +1376,11 @@ filter = "warn,flowcloud_worker=debug"
             "--storage-overlays",
             "--overlay-alpha=0.25",
             "--max-files-per-stream=10",
+            "--storage-frame-hashes",
+            "--anonymous-senders=loopback",
+            "--reply-to-anonymous=false",
+            "--source=gate=gate.local:5000",
+            "--source=dock=[fd00::7]:5000",
             "--pli-interval-ms=250",
             "--log-format=json",
             "--log-filter=warn,flowcloud_worker=debug",
@@ -1125,7 +1388,10 @@ filter = "warn,flowcloud_worker=debug"
         ])
         .unwrap();
         assert!(cli.print_config);
-        assert_eq!(cli.into_config().unwrap(), full());
+        // A --source has the default timings (the file can set them).
+        let mut expected = full();
+        expected.sources[1] = SourceConfig::new("dock", "[fd00::7]:5000");
+        assert_eq!(cli.into_config().unwrap(), expected);
 
         // Flags are validated after merging.
         let err = Cli::try_parse_from(["w", "--max-batch", "0"])
@@ -1156,8 +1422,9 @@ filter = "warn,flowcloud_worker=debug"
             .get_arguments()
             .filter_map(|arg| arg.get_long().map(str::to_owned))
             .collect::<Vec<_>>();
-        // One flag per config field (24), plus --config, --print-config, --no-storage.
-        assert_eq!(flags.len(), 27, "{flags:?}");
+        // One flag per config field (27, and --source for [[sources]]), plus --config,
+        // --print-config, --no-storage.
+        assert_eq!(flags.len(), 31, "{flags:?}");
         for flag in [
             "config",
             "print-config",
@@ -1183,6 +1450,10 @@ filter = "warn,flowcloud_worker=debug"
             "storage-overlays",
             "overlay-alpha",
             "max-files-per-stream",
+            "storage-frame-hashes",
+            "anonymous-senders",
+            "reply-to-anonymous",
+            "source",
             "pli-interval-ms",
             "log-format",
             "log-filter",
@@ -1210,6 +1481,9 @@ filter = "warn,flowcloud_worker=debug"
             "storage.overlay_alpha",
             "keyframes.pli_interval_ms",
             "log.filter",
+            "storage.frame_hashes",
+            "senders.anonymous",
+            "[sources]",
         ] {
             assert!(help.contains(field), "{field} missing from help");
         }

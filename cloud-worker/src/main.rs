@@ -32,8 +32,9 @@ use flowcloud_worker::engine::{Engine, InputBatch, LogitsShape};
 use flowcloud_worker::eval::{self, command::EvalArgs};
 use flowcloud_worker::http::{self, Health};
 use flowcloud_worker::ingest::server::{self, IngestConfig, IngestCounters, ShutdownPhase};
+use flowcloud_worker::ingest::sources::{Source, connect_sources};
 use flowcloud_worker::logging;
-use flowcloud_worker::metrics::{ConnectionOutcome, Metrics};
+use flowcloud_worker::metrics::{ConnectionOutcome, IngestEvent, Metrics};
 use flowcloud_worker::pipeline::{
     DecoderFactory, Pipeline, PipelineConfig, PipelineExtras, ResultStorage,
 };
@@ -265,6 +266,13 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     ));
     let counters = Arc::new(IngestCounters::default());
     let (phase, phase_rx) = watch::channel(ShutdownPhase::Running);
+    let source_tasks = connect_sources(
+        &sources(&config),
+        ingest_config(&config),
+        &pipeline,
+        &counters,
+        &phase_rx,
+    );
     let ingest = tokio::spawn(server::serve(
         media,
         ingest_config(&config),
@@ -289,6 +297,8 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         classes = manifest.classes.as_str(),
         onnxruntime = %loaded_library().map_or_else(|| "?".into(), |p| p.display().to_string()),
         storage = ?config.storage.enabled().then_some(config.storage.dir.as_ref()).flatten(),
+        anonymous_senders = config.senders.anonymous.as_str(),
+        sources = config.sources.len(),
         "worker ready"
     );
 
@@ -327,6 +337,11 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let _ = phase.send(ShutdownPhase::Done);
     if let Err(e) = ingest.await {
         warn!(error = %e, "ingest server task failed");
+    }
+    for task in source_tasks {
+        if let Err(e) = task.await {
+            warn!(error = %e, "source task failed");
+        }
     }
     let started = Instant::now();
     while counters.open.load(Ordering::Relaxed) > 0 && started.elapsed() < CONNECTIONS_CLOSE_TIMEOUT
@@ -391,6 +406,7 @@ fn result_storage(config: &WorkerConfig) -> Result<Option<ResultStorage>, String
             class_maps,
             overlays: storage.overlays,
             max_files_per_stream: storage.max_files_per_stream,
+            frame_hashes: storage.frame_hashes,
         },
     )
     .map_err(|e| format!("cannot store results in {}: {e}", dir.display()))?;
@@ -490,8 +506,24 @@ fn ingest_config(config: &WorkerConfig) -> IngestConfig {
             max_access_unit_bytes: config.limits.max_access_unit_bytes,
             ..DepacketizerConfig::default()
         },
+        anonymous: config.senders.anonymous,
+        reply_to_anonymous: config.senders.reply_to_anonymous,
         ..IngestConfig::default()
     }
+}
+
+fn sources(config: &WorkerConfig) -> Vec<Source> {
+    config
+        .sources
+        .iter()
+        .map(|source| Source {
+            name: source.name.as_str().into(),
+            address: source.connect.clone(),
+            reconnect: Duration::from_millis(source.reconnect_ms),
+            max_reconnect: Duration::from_millis(source.max_reconnect_ms),
+            connect_timeout: Duration::from_millis(source.connect_timeout_ms),
+        })
+        .collect()
 }
 
 /// The connection counters last copied into the metrics, to add only what changed since.
@@ -503,7 +535,13 @@ struct Copied {
     handshake_invalid: u64,
     idle_timeouts: u64,
     closed: u64,
+    stopped_mid_stream: u64,
     errors: u64,
+    anonymous_streams: u64,
+    packets_rejected: u64,
+    outbound_dropped: u64,
+    source_connects: u64,
+    source_connect_failures: u64,
 }
 
 /// What `now` adds to `last`, remembering `now`.
@@ -546,10 +584,47 @@ impl Copied {
                 ConnectionOutcome::IdleTimeout,
             ),
             (&mut self.closed, &ingest.closed, ConnectionOutcome::Closed),
+            (
+                &mut self.stopped_mid_stream,
+                &ingest.stopped_mid_stream,
+                ConnectionOutcome::StoppedMidStream,
+            ),
             (&mut self.errors, &ingest.errors, ConnectionOutcome::Error),
         ] {
             for _ in 0..delta(last, now) {
                 metrics.connection_outcome(outcome);
+            }
+        }
+        for (last, now, event) in [
+            (
+                &mut self.anonymous_streams,
+                &ingest.anonymous_streams,
+                IngestEvent::AnonymousStream,
+            ),
+            (
+                &mut self.packets_rejected,
+                &ingest.packets_rejected,
+                IngestEvent::PacketRejected,
+            ),
+            (
+                &mut self.outbound_dropped,
+                &ingest.outbound_dropped,
+                IngestEvent::OutboundDropped,
+            ),
+            (
+                &mut self.source_connects,
+                &ingest.source_connects,
+                IngestEvent::SourceConnected,
+            ),
+            (
+                &mut self.source_connect_failures,
+                &ingest.source_connect_failures,
+                IngestEvent::SourceConnectFailed,
+            ),
+        ] {
+            let n = delta(last, now);
+            if n > 0 {
+                metrics.ingest_events(event, n);
             }
         }
     }

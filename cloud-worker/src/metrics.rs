@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `flowcloud_connections_open` | gauge | — |
 //! | `flowcloud_connections_total` | counter | `outcome` |
+//! | `flowcloud_ingest_events_total` | counter | `event` |
 //! | `flowcloud_frames_total` | counter | `stream`, `stage` |
 //! | `flowcloud_frames_dropped_total` | counter | `stream`, `reason` |
 //! | `flowcloud_decoder_resets_total` | counter | `stream` |
@@ -82,6 +83,8 @@ label_enum! {
         IdleTimeout = "idle_timeout",
         /// The camera closed the connection (or sent BYE).
         Closed = "closed",
+        /// The sender closed or reset the connection inside a packet: it stopped mid-stream.
+        StoppedMidStream = "stopped_mid_stream",
         /// An I/O or protocol error ended it.
         Error = "error",
     }
@@ -134,6 +137,23 @@ label_enum! {
 }
 
 label_enum! {
+    /// Ingest events other than connection outcomes (`event` label of
+    /// `flowcloud_ingest_events_total`).
+    IngestEvent {
+        /// A sender streamed RTP before any SR + SDES CNAME and was accepted (`[senders]`).
+        AnonymousStream = "anonymous_stream",
+        /// A media packet was rejected by the depacketizer (malformed, or not H.264).
+        PacketRejected = "packet_rejected",
+        /// A result, report or keyframe request was dropped: the peer does not read them.
+        OutboundDropped = "outbound_dropped",
+        /// The worker connected to a configured source (`[[sources]]`).
+        SourceConnected = "source_connected",
+        /// A connection attempt to a configured source failed or timed out.
+        SourceConnectFailed = "source_connect_failed",
+    }
+}
+
+label_enum! {
     /// A per-stream queue (`queue` label of `flowcloud_queue_depth`).
     QueueKind {
         /// Access units waiting for the decoder.
@@ -146,6 +166,11 @@ label_enum! {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: ConnectionOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: IngestEvent,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -189,6 +214,7 @@ pub struct Metrics {
     registry: Registry,
     connections_open: Gauge,
     connections: Family<OutcomeLabels, Counter>,
+    ingest_events: Family<EventLabels, Counter>,
     frames: Family<FrameLabels, Counter>,
     dropped: Family<DropLabels, Counter>,
     decoder_resets: Family<StreamLabels, Counter>,
@@ -221,6 +247,13 @@ impl Metrics {
             "flowcloud_connections",
             "Camera connections by outcome (accepted, then how each ended or why it was refused)",
             connections.clone(),
+        );
+        let ingest_events = Family::default();
+        registry.register(
+            "flowcloud_ingest_events",
+            "Ingest events: anonymous streams, replies dropped for peers that do not read, \
+             connections to configured sources and failed attempts",
+            ingest_events.clone(),
         );
         let frames = Family::default();
         registry.register(
@@ -276,6 +309,7 @@ impl Metrics {
             registry,
             connections_open,
             connections,
+            ingest_events,
             frames,
             dropped,
             decoder_resets,
@@ -307,6 +341,13 @@ impl Metrics {
         self.connections
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
+    }
+
+    /// Counts `n` ingest events of one kind.
+    pub fn ingest_events(&self, event: IngestEvent, n: u64) {
+        self.ingest_events
+            .get_or_create(&EventLabels { event })
+            .inc_by(n);
     }
 
     /// Counts one frame of `stream` reaching `stage`.

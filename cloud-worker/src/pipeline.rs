@@ -118,8 +118,61 @@ struct Decoded {
 }
 
 struct StreamEntry {
-    name: String,
+    name: StreamName,
     outbound: mpsc::Sender<Outbound>,
+    /// Frames handed to the batcher and not yet through inference, post-processing and
+    /// storage (or dropped): a closing stream waits for them.
+    pending: Arc<AtomicUsize>,
+}
+
+/// Longest wait, when a stream closes, for its decoded frames to get through inference (they
+/// are still segmented and stored; only their results cannot go back).
+const CLOSE_FINISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Counts a frame of a stream as finished when dropped.
+struct PendingFrame(Option<Arc<AtomicUsize>>);
+
+impl Drop for PendingFrame {
+    fn drop(&mut self) {
+        if let Some(pending) = &self.0 {
+            pending.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Shared {
+    fn pending_frame(&self, stream: u64) -> PendingFrame {
+        PendingFrame(
+            self.streams
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&stream)
+                .map(|entry| Arc::clone(&entry.pending)),
+        )
+    }
+}
+
+/// A stream's current name, shared by its connection, its decode thread and the inference
+/// thread: an anonymous sender is renamed when its CNAME arrives.
+#[derive(Clone)]
+struct StreamName(Arc<Mutex<Arc<str>>>);
+
+impl StreamName {
+    fn new(name: &str) -> Self {
+        Self(Arc::new(Mutex::new(name.into())))
+    }
+
+    fn get(&self) -> Arc<str> {
+        Arc::clone(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Sets a new name; returns the old one.
+    fn set(&self, name: &str) -> Arc<str> {
+        std::mem::replace(
+            &mut *self.0.lock().unwrap_or_else(PoisonError::into_inner),
+            name.into(),
+        )
+    }
 }
 
 struct Shared {
@@ -231,7 +284,7 @@ pub struct PipelineStream {
     pending_loss: bool,
     /// Bytes queued for the decode thread, which subtracts what it takes.
     queued_bytes: Arc<AtomicUsize>,
-    name: String,
+    name: StreamName,
     shared: Arc<Shared>,
 }
 
@@ -279,7 +332,7 @@ impl StreamInput for PipelineStream {
             .received
             .fetch_add(1, Ordering::Relaxed);
         if let Some(m) = &self.shared.metrics {
-            m.frame(&self.name, FrameStage::Received);
+            m.frame(&self.name.get(), FrameStage::Received);
         }
         if self.pending_loss && self.send(Job::Loss) {
             self.pending_loss = false;
@@ -298,7 +351,7 @@ impl StreamInput for PipelineStream {
                 .dropped_decode_queue
                 .fetch_add(1, Ordering::Relaxed);
             if let Some(m) = &self.shared.metrics {
-                m.dropped(&self.name, DropReason::DecodeQueueFull);
+                m.dropped(&self.name.get(), DropReason::DecodeQueueFull);
             }
             self.pending_loss = true;
         }
@@ -306,10 +359,18 @@ impl StreamInput for PipelineStream {
 
     fn loss(&mut self, _loss: &Loss) {
         if let Some(m) = &self.shared.metrics {
-            m.dropped(&self.name, DropReason::Lost);
+            m.dropped(&self.name.get(), DropReason::Lost);
         }
         if !self.send(Job::Loss) {
             self.pending_loss = true;
+        }
+    }
+
+    fn rename(&mut self, name: &str) {
+        let old = self.name.set(name);
+        // The old name's series end here; the stream's counts go on under the new one.
+        if let Some(m) = &self.shared.metrics {
+            m.remove_stream(&old);
         }
     }
 }
@@ -317,8 +378,9 @@ impl StreamInput for PipelineStream {
 impl Streams for Pipeline {
     type Stream = PipelineStream;
 
-    fn open(&self, id: u64, cname: &str, outbound: mpsc::Sender<Outbound>) -> PipelineStream {
+    fn open(&self, id: u64, name: &str, outbound: mpsc::Sender<Outbound>) -> PipelineStream {
         let shared = &self.shared;
+        let name = StreamName::new(name);
         shared
             .streams
             .lock()
@@ -326,8 +388,9 @@ impl Streams for Pipeline {
             .insert(
                 id,
                 StreamEntry {
-                    name: cname.to_owned(),
+                    name: name.clone(),
                     outbound: outbound.clone(),
+                    pending: Arc::new(AtomicUsize::new(0)),
                 },
             );
         let (tx, rx) = sync_channel(shared.config.decode_queue.max(1));
@@ -356,7 +419,7 @@ impl Streams for Pipeline {
             jobs: Some(tx),
             pending_loss: false,
             queued_bytes,
-            name: cname.to_owned(),
+            name,
             shared: Arc::clone(shared),
         }
     }
@@ -379,6 +442,20 @@ impl Streams for Pipeline {
         {
             warn!(stream = stream.id, "decode thread panicked");
         }
+        // Frames already decoded are still segmented and stored.
+        let pending = self
+            .shared
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&stream.id)
+            .map(|entry| Arc::clone(&entry.pending));
+        if let Some(pending) = pending {
+            let started = Instant::now();
+            while pending.load(Ordering::Relaxed) > 0 && started.elapsed() < CLOSE_FINISH_TIMEOUT {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
         let dropped = self.shared.batcher.remove_stream(&stream.id).len() as u64;
         self.shared
             .counters
@@ -390,7 +467,7 @@ impl Streams for Pipeline {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&stream.id);
         if let Some(m) = &self.shared.metrics {
-            m.remove_stream(&stream.name);
+            m.remove_stream(&stream.name.get());
         }
     }
 }
@@ -405,13 +482,15 @@ fn run_decoder(
 ) {
     let counters = &shared.counters;
     let metrics = shared.metrics.as_deref();
-    let name = shared
+    let (stream_name, pending) = shared
         .streams
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .get(&id)
-        .map(|s| s.name.clone())
-        .unwrap_or_default();
+        .map_or_else(
+            || (StreamName::new(""), Arc::new(AtomicUsize::new(0))),
+            |s| (s.name.clone(), Arc::clone(&s.pending)),
+        );
     let mut gate = KeyframeGate::new(shared.config.keyframes, Instant::now());
     let mut frame = I420Frame::filled(0, 0, (0, 0, 0));
     loop {
@@ -427,6 +506,7 @@ fn run_decoder(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let now = Instant::now();
+        let name = stream_name.get();
         match job {
             Some(Job::Loss) => gate.on_loss(now),
             Some(Job::AccessUnit {
@@ -454,7 +534,11 @@ fn run_decoder(
                                 decode_us: micros(decode_time),
                                 received,
                             };
+                            pending.fetch_add(1, Ordering::Relaxed);
                             let dropped = shared.batcher.push(id, decoded).is_some();
+                            if dropped {
+                                pending.fetch_sub(1, Ordering::Relaxed);
+                            }
                             if dropped {
                                 counters.dropped_batch_queue.fetch_add(1, Ordering::Relaxed);
                             }
@@ -473,7 +557,7 @@ fn run_decoder(
                         }
                         Ok(DecodeOutcome::NoPicture) => {}
                         Err(e) => {
-                            warn!(stream = id, error = %e, "decode failed; waiting for a keyframe");
+                            warn!(stream = %name, id, error = %e, "decode failed; waiting for a keyframe");
                             counters.decode_errors.fetch_add(1, Ordering::Relaxed);
                             if let Some(m) = metrics {
                                 m.dropped(&name, DropReason::DecodeError);
@@ -529,13 +613,14 @@ fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>, mut storage: Opti
         let batch_input = InputBatch::for_manifest(&manifest, batch.len(), &input);
         let shape = match engine.infer(&batch_input, &mut logits) {
             Ok(shape) if ok && shape.n == batch.len() => shape,
-            Ok(_) => {
+            failed => {
+                if let Err(e) = failed {
+                    warn!(error = %e, frames = batch.len(), "inference failed");
+                }
                 counters.failed_batches.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            Err(e) => {
-                warn!(error = %e, frames = batch.len(), "inference failed");
-                counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                for (stream, _) in batch.drain(..) {
+                    drop(shared.pending_frame(stream));
+                }
                 continue;
             }
         };
@@ -552,6 +637,8 @@ fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>, mut storage: Opti
         }
         let per_logits = shape.classes * shape.height * shape.width;
         for (i, (stream, decoded)) in batch.drain(..).enumerate() {
+            // Finished when this iteration ends, however it ends.
+            let _pending = shared.pending_frame(stream);
             let post_started = Instant::now();
             let (w, h) = (decoded.frame.width as usize, decoded.frame.height as usize);
             class_map.resize(w * h, 0);
@@ -599,7 +686,7 @@ fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>, mut storage: Opti
                             .outbound
                             .try_send(Outbound::Result(frame_result))
                             .is_ok(),
-                        Some(entry.name.clone()),
+                        Some(entry.name.get()),
                     ),
                     None => (false, None),
                 }
@@ -663,6 +750,15 @@ fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>, mut storage: Opti
                 if let Err(e) = stored {
                     warn!(stream = %name, error = %e, "result not stored");
                 }
+                let logged = storage.store.log_frame_hash(
+                    name,
+                    *index,
+                    decoded.rtp_timestamp,
+                    &decoded.frame,
+                );
+                if let Err(e) = logged {
+                    warn!(stream = %name, error = %e, "frame hash not logged");
+                }
                 *index += 1;
             }
         }
@@ -718,7 +814,7 @@ impl Pipeline {
             .streams
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        streams.get(&id).map(|s| s.name.clone())
+        streams.get(&id).map(|s| s.name.get().to_string())
     }
 }
 

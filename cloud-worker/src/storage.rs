@@ -4,14 +4,27 @@
 //! Layout: `root/<stream>/<frame_index:08>_<rtp_timestamp>_gtFine_labelIds.png` (or
 //! `_gtFine_trainIds.png`) and `…_overlay.png`. `<stream>` is the camera's CNAME made safe as
 //! one path component by [`sanitize_stream_name`].
+//!
+//! With frame hashes on, `root/<stream>/frames.tsv` gets one line per segmented frame:
+//! `frame_index`, `rtp_timestamp`, `width`, `height` and the SHA-256 (hex) of the decoded
+//! picture's I420 planes, packed (Y, then U, then V, no padding), tab-separated. It is for
+//! checking the worker's decoding against another decoder's output; at most
+//! `max_files_per_stream` lines are kept in it, the previous lines in `frames.tsv.1`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use sha2::{Digest, Sha256};
+
 use crate::classes::ClassTable;
+use crate::frame::I420Frame;
+
+/// The per-stream log of frame hashes, and where it rotates to.
+const FRAME_HASHES: &str = "frames.tsv";
+const FRAME_HASHES_PREVIOUS: &str = "frames.tsv.1";
 
 /// Which numbering stored class maps use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -60,6 +73,8 @@ pub struct StorageConfig {
     /// Most frames kept per stream (a frame is its class map and overlay together); the oldest
     /// are deleted first. Must be at least 1.
     pub max_files_per_stream: usize,
+    /// Log each frame's hash to `frames.tsv` ([`ResultStore::log_frame_hash`]).
+    pub frame_hashes: bool,
 }
 
 /// Paths written for one frame.
@@ -216,6 +231,8 @@ struct StreamState {
     frames: VecDeque<FrameKey>,
     /// The same keys, for a cheap duplicate check.
     present: HashSet<FrameKey>,
+    /// Lines in `frames.tsv`, counted when first needed.
+    hash_lines: Option<usize>,
 }
 
 impl StreamState {
@@ -254,6 +271,7 @@ impl StreamState {
             dir,
             present: frames.iter().map(|&(_, k)| k).collect(),
             frames: frames.into_iter().map(|(_, k)| k).collect(),
+            hash_lines: None,
         })
     }
 
@@ -369,6 +387,67 @@ impl ResultStore {
         self.streams.remove(stream);
     }
 
+    fn stream_state(&mut self, stream: &str) -> Result<&mut StreamState, StorageError> {
+        Ok(match self.streams.entry(stream.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let dir = self.root.join(sanitize_stream_name(stream)?);
+                e.insert(StreamState::open(dir)?)
+            }
+        })
+    }
+
+    /// Appends `frame`'s hash line to the stream's `frames.tsv` (when frame hashes are on) and
+    /// returns the file; rotates it to `frames.tsv.1` once it holds `max_files_per_stream`
+    /// lines.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError`] for an unusable stream name or a failed file operation.
+    pub fn log_frame_hash(
+        &mut self,
+        stream: &str,
+        frame_index: u64,
+        rtp_timestamp: u32,
+        frame: &I420Frame,
+    ) -> Result<Option<PathBuf>, StorageError> {
+        if !self.config.frame_hashes {
+            return Ok(None);
+        }
+        let max_lines = self.config.max_files_per_stream;
+        let state = self.stream_state(stream)?;
+        let path = state.dir.join(FRAME_HASHES);
+        let lines = match state.hash_lines {
+            Some(lines) => lines,
+            None => match fs::read(&path) {
+                Ok(bytes) => bytes.iter().filter(|&&b| b == b'\n').count(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(io_err(&path)(e)),
+            },
+        };
+        let lines = if lines >= max_lines {
+            let previous = state.dir.join(FRAME_HASHES_PREVIOUS);
+            fs::rename(&path, &previous).map_err(io_err(&previous))?;
+            0
+        } else {
+            lines
+        };
+        let line = format!(
+            "{frame_index}\t{rtp_timestamp}\t{}\t{}\t{}\n",
+            frame.width,
+            frame.height,
+            i420_sha256(frame)
+        );
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        file.write_all(line.as_bytes()).map_err(io_err(&path))?;
+        state.hash_lines = Some(lines + 1);
+        Ok(Some(path))
+    }
+
     /// Stores one frame's results as configured and returns what was written.
     ///
     /// `class_map` is `width × height` class indices of a model using `table`; it is converted
@@ -419,13 +498,9 @@ impl ResultStore {
             return Ok(StoredPaths::default());
         }
 
-        let state = match self.streams.entry(stream.to_owned()) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let dir = self.root.join(sanitize_stream_name(stream)?);
-                e.insert(StreamState::open(dir)?)
-            }
-        };
+        let max_files = self.config.max_files_per_stream;
+        let class_maps = self.config.class_maps;
+        let state = self.stream_state(stream)?;
         // Track the frame before writing, so files of a write that fails half way are still
         // evicted later; evict first, so the bound holds even then.
         let key = (frame_index, rtp_timestamp);
@@ -433,10 +508,10 @@ impl ResultStore {
             state.frames.retain(|&k| k != key);
         }
         state.frames.push_back(key);
-        state.enforce(self.config.max_files_per_stream)?;
+        state.enforce(max_files)?;
 
         let mut paths = StoredPaths::default();
-        if let Some(format) = self.config.class_maps {
+        if let Some(format) = class_maps {
             let lut: Vec<u8> = (0..=u8::MAX).map(|c| format.convert(table, c)).collect();
             let ids: Vec<u8> = class_map.iter().map(|&c| lut[usize::from(c)]).collect();
             let path = state.dir.join(file_name(key, format.suffix()));
@@ -450,6 +525,20 @@ impl ResultStore {
         }
         Ok(paths)
     }
+}
+
+/// SHA-256 (lower-case hex) of a picture's I420 planes, packed: Y, then U, then V.
+#[must_use]
+pub fn i420_sha256(frame: &I420Frame) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(&frame.y);
+    hasher.update(&frame.u);
+    hasher.update(&frame.v);
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -485,7 +574,63 @@ mod tests {
             class_maps,
             overlays,
             max_files_per_stream: max,
+            frame_hashes: false,
         }
+    }
+
+    #[test]
+    fn frame_hashes_are_logged_per_stream_and_rotate_at_the_limit() {
+        let tmp = TempDir::new();
+        let mut store = ResultStore::new(
+            tmp.0.clone(),
+            StorageConfig {
+                frame_hashes: true,
+                ..config(None, false, 3)
+            },
+        )
+        .unwrap();
+        // 3×3: chroma planes are 2×2, packed without padding.
+        let frame = I420Frame::filled(3, 3, (16, 128, 128));
+        let mut bytes = vec![16u8; 9];
+        bytes.extend([128u8; 8]);
+        let expected: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(i420_sha256(&frame), expected);
+        for i in 0..5u32 {
+            let path = store
+                .log_frame_hash("cam", u64::from(i), i * 3000, &frame)
+                .unwrap()
+                .unwrap();
+            assert_eq!(path, tmp.0.join("cam").join(FRAME_HASHES));
+        }
+        let current = fs::read_to_string(tmp.0.join("cam").join(FRAME_HASHES)).unwrap();
+        let previous = fs::read_to_string(tmp.0.join("cam").join(FRAME_HASHES_PREVIOUS)).unwrap();
+        assert_eq!(
+            current,
+            format!("3\t9000\t3\t3\t{expected}\n4\t12000\t3\t3\t{expected}\n")
+        );
+        assert_eq!(previous.lines().count(), 3);
+        assert!(previous.starts_with("0\t0\t3\t3\t"));
+        // A restarted store counts the lines already there.
+        drop(store);
+        let mut store = ResultStore::new(
+            tmp.0.clone(),
+            StorageConfig {
+                frame_hashes: true,
+                ..config(None, false, 3)
+            },
+        )
+        .unwrap();
+        store.log_frame_hash("cam", 5, 15000, &frame).unwrap();
+        store.log_frame_hash("cam", 6, 18000, &frame).unwrap();
+        let current = fs::read_to_string(tmp.0.join("cam").join(FRAME_HASHES)).unwrap();
+        assert_eq!(current.lines().count(), 1, "{current}");
+        // Off: nothing written.
+        let mut off = ResultStore::new(tmp.0.join("off"), config(None, false, 3)).unwrap();
+        assert_eq!(off.log_frame_hash("cam", 0, 0, &frame).unwrap(), None);
+        assert!(!tmp.0.join("off").join("cam").exists());
     }
 
     fn decode(path: &Path) -> (png::OutputInfo, Vec<u8>) {

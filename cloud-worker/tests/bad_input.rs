@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::video::{RunningWorker, encode_clip};
 use common::{MediaSender, ReplyReader, framed, handshake};
 use flowcloud_core::h264::annexb;
+use flowcloud_worker::ingest::identity::AnonymousSenders;
 use flowcloud_worker::ingest::server::IngestConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -27,6 +28,8 @@ const FRAME_INTERVAL: Duration = Duration::from_millis(40);
 fn ingest() -> IngestConfig {
     IngestConfig {
         handshake_timeout: Duration::from_secs(1),
+        // Every sender must identify itself here, so RTP first is a rejected client.
+        anonymous: AnonymousSenders::Deny,
         ..IngestConfig::default()
     }
 }

@@ -224,6 +224,7 @@ async fn results_are_stored_as_cityscapes_pngs_and_counted_in_metrics() {
             class_maps: Some(LabelFormat::TrainIds),
             overlays: true,
             max_files_per_stream: 5,
+            frame_hashes: false,
         },
     )
     .unwrap();
@@ -262,9 +263,16 @@ async fn results_are_stored_as_cityscapes_pngs_and_counted_in_metrics() {
         assert!(n > 0);
         reader.push(&buf[..n]);
     }
-    let text = metrics.encode();
+    // The inference thread counts a result just after sending it: the last count may lag the
+    // last result by a moment.
     let returned =
         format!("flowcloud_frames_total{{stream=\"camera-0\",stage=\"returned\"}} {FRAMES}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut text = metrics.encode();
+    while !text.contains(&returned) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        text = metrics.encode();
+    }
     assert!(text.contains(&returned), "{text}");
     assert!(
         text.contains("flowcloud_stage_seconds_count{stage=\"infer\"}"),

@@ -1,6 +1,7 @@
 //! The connection server against simulated cameras and a fake pipeline that answers every
 //! access unit with a result: clean streams get every result back; bad clients are rejected
-//! with a typed reason and do not disturb the others.
+//! with a typed reason and do not disturb the others; senders that skip the handshake are
+//! accepted or refused by policy; configured sources are connected to and reconnected.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -11,30 +12,53 @@ use std::time::{Duration, Instant};
 
 use common::{MediaSender, ReplyReader, framed, handshake, synthetic_au};
 use flowcloud_core::h264::{AccessUnit, Loss};
+use flowcloud_worker::ingest::identity::AnonymousSenders;
 use flowcloud_worker::ingest::server::{
     FrameResult, IngestConfig, IngestCounters, Outbound, ShutdownPhase, StreamInput, Streams, serve,
 };
+use flowcloud_worker::ingest::sources::{Source, connect_sources};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
 #[derive(Default)]
 struct Echo {
     opened: Mutex<Vec<String>>,
+    renamed: Mutex<Vec<String>>,
     closed: Mutex<usize>,
+    /// Access units that reached a stream, across streams.
+    access_units: Arc<std::sync::atomic::AtomicU64>,
+    /// Results carry a class map this many pixels square that does not compress (0: none).
+    map_side: u16,
 }
 
 struct EchoStream {
     outbound: mpsc::Sender<Outbound>,
+    access_units: Arc<std::sync::atomic::AtomicU64>,
+    map_side: u16,
+    renamed: Vec<String>,
 }
 
 impl StreamInput for EchoStream {
     fn access_unit(&mut self, au: &AccessUnit<'_>, _received: Instant) {
+        self.access_units.fetch_add(1, Ordering::Relaxed);
+        let side = self.map_side;
+        let class_map = (side > 0).then(|| {
+            let classes = (0..u32::from(side) * u32::from(side))
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 19)
+                .collect();
+            (side, side, classes)
+        });
         let result = FrameResult {
             rtp_timestamp: au.rtp_timestamp,
-            map_width: 64,
-            map_height: 64,
-            histogram: vec![au.data.len() as u32, 1],
+            map_width: 64.max(side),
+            map_height: 64.max(side),
+            histogram: if side > 0 {
+                vec![1; 19]
+            } else {
+                vec![au.data.len() as u32, 1]
+            },
+            class_map,
             ..FrameResult::default()
         };
         let _ = self.outbound.try_send(Outbound::Result(result));
@@ -43,19 +67,29 @@ impl StreamInput for EchoStream {
     fn loss(&mut self, _loss: &Loss) {
         let _ = self.outbound.try_send(Outbound::KeyframeRequest);
     }
+
+    fn rename(&mut self, name: &str) {
+        self.renamed.push(name.to_owned());
+    }
 }
 
 impl Streams for Echo {
     type Stream = EchoStream;
 
-    fn open(&self, _id: u64, cname: &str, outbound: mpsc::Sender<Outbound>) -> EchoStream {
-        self.opened.lock().unwrap().push(cname.to_owned());
-        EchoStream { outbound }
+    fn open(&self, _id: u64, name: &str, outbound: mpsc::Sender<Outbound>) -> EchoStream {
+        self.opened.lock().unwrap().push(name.to_owned());
+        EchoStream {
+            outbound,
+            access_units: Arc::clone(&self.access_units),
+            map_side: self.map_side,
+            renamed: Vec::new(),
+        }
     }
 
     fn stop_input(&self, _stream: &mut EchoStream) {}
 
-    fn close(&self, _stream: EchoStream) {
+    fn close(&self, stream: EchoStream) {
+        self.renamed.lock().unwrap().extend(stream.renamed);
         *self.closed.lock().unwrap() += 1;
     }
 }
@@ -68,9 +102,13 @@ struct Worker {
 }
 
 async fn start(config: IngestConfig) -> Worker {
+    start_with(config, Echo::default()).await
+}
+
+async fn start_with(config: IngestConfig, echo: Echo) -> Worker {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let echo = Arc::new(Echo::default());
+    let echo = Arc::new(echo);
     let counters = Arc::new(IngestCounters::default());
     let (tx, rx) = tokio::sync::watch::channel(ShutdownPhase::Running);
     tokio::spawn(serve(
@@ -181,8 +219,12 @@ async fn eight_cameras_get_every_result_back() {
 }
 
 #[tokio::test]
-async fn rtp_before_the_handshake_is_rejected_and_others_are_untouched() {
-    let worker = start(quick()).await;
+async fn rtp_before_the_handshake_is_rejected_where_anonymous_senders_are_denied() {
+    let worker = start(IngestConfig {
+        anonymous: AnonymousSenders::Deny,
+        ..quick()
+    })
+    .await;
     let good = tokio::spawn(clean_camera(worker.addr, "good", 1, 30));
     let mut bad = TcpStream::connect(worker.addr).await.unwrap();
     bad.write_all(&MediaSender::new(2).frame(&synthetic_au(0), 0))
@@ -290,7 +332,11 @@ async fn disconnecting_mid_access_unit_releases_the_stream() {
     }
     assert_eq!(*worker.echo.closed.lock().unwrap(), 1);
     assert_eq!(worker.counters.open.load(Ordering::Relaxed), 0);
-    assert_eq!(worker.counters.closed.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        worker.counters.stopped_mid_stream.load(Ordering::Relaxed),
+        1
+    );
+    assert_eq!(worker.counters.closed.load(Ordering::Relaxed), 0);
 }
 
 #[tokio::test]
@@ -330,4 +376,170 @@ async fn receiver_reports_flow_back() {
         }
     }
     assert!(reader.replies.receiver_reports >= 2, "{:?}", reader.replies);
+}
+
+/// Reads replies until `results` results arrived (or 10 s passed).
+async fn read_results(socket: &mut TcpStream, results: usize) -> ReplyReader {
+    let mut reader = ReplyReader::new();
+    let mut buf = vec![0u8; 65536];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reader.replies.results.len() < results && Instant::now() < deadline {
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "connection closed with results missing");
+        reader.push(&buf[..n]);
+    }
+    reader
+}
+
+#[tokio::test]
+async fn an_rtp_first_sender_streams_anonymously_and_a_late_cname_renames_it() {
+    let worker = start(quick()).await;
+    let good = tokio::spawn(clean_camera(worker.addr, "good", 1, 30));
+    let mut gst = TcpStream::connect(worker.addr).await.unwrap();
+    let mut sender = MediaSender::new(0x5eed);
+    for n in 0..10 {
+        gst.write_all(&sender.frame(&synthetic_au(n), n * 3000))
+            .await
+            .unwrap();
+    }
+    // rtpbin's first RTCP: SR + SDES for the media SSRC, seconds in.
+    gst.write_all(&handshake(0x5eed, "gst-camera"))
+        .await
+        .unwrap();
+    for n in 10..20 {
+        gst.write_all(&sender.frame(&synthetic_au(n), n * 3000))
+            .await
+            .unwrap();
+    }
+    let reader = read_results(&mut gst, 20).await;
+    assert_eq!(reader.replies.results.len(), 20, "a result for every frame");
+    drop(gst);
+    assert_eq!(good.await.unwrap().replies.results.len(), 30);
+    settle(&worker).await;
+    let mut opened = worker.echo.opened.lock().unwrap().clone();
+    opened.sort();
+    assert_eq!(opened, ["anon-127.0.0.1-00005eed", "good"]);
+    assert_eq!(*worker.echo.renamed.lock().unwrap(), ["gst-camera"]);
+    assert_eq!(worker.counters.anonymous_streams.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        worker.counters.handshake_failures.load(Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test]
+async fn loopback_policy_accepts_rtp_first_from_loopback() {
+    let worker = start(IngestConfig {
+        anonymous: AnonymousSenders::Loopback,
+        ..quick()
+    })
+    .await;
+    let mut gst = TcpStream::connect(worker.addr).await.unwrap();
+    let mut sender = MediaSender::new(7);
+    for n in 0..5 {
+        gst.write_all(&sender.frame(&synthetic_au(n), n * 3000))
+            .await
+            .unwrap();
+    }
+    assert_eq!(read_results(&mut gst, 5).await.replies.results.len(), 5);
+}
+
+#[tokio::test]
+async fn a_sender_that_never_reads_keeps_streaming_and_only_its_replies_are_dropped() {
+    // Results with a 100×100 class map that hardly compresses: over 10 kB each, so the replies
+    // overflow every socket buffer long before the media ends.
+    let worker = start_with(
+        quick(),
+        Echo {
+            map_side: 100,
+            ..Echo::default()
+        },
+    )
+    .await;
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut gst = socket.connect(worker.addr).await.unwrap();
+    let mut sender = MediaSender::new(0x9);
+    const FRAMES: u32 = 2000;
+    let sent = tokio::time::timeout(Duration::from_secs(20), async {
+        for n in 0..FRAMES {
+            gst.write_all(&sender.frame(&synthetic_au(n), n * 3000))
+                .await
+                .unwrap();
+            if n % 10 == 9 {
+                // Camera pacing: the worker gets to send (or try to send) every result.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    })
+    .await;
+    assert!(sent.is_ok(), "the worker stopped reading media");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while worker.echo.access_units.load(Ordering::Relaxed) < u64::from(FRAMES)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        worker.echo.access_units.load(Ordering::Relaxed),
+        u64::from(FRAMES)
+    );
+    assert!(
+        worker.counters.outbound_dropped.load(Ordering::Relaxed) > 0,
+        "{:?}",
+        worker.counters
+    );
+    // The worker is still there for others.
+    let good = clean_camera(worker.addr, "good", 2, 10).await;
+    assert_eq!(good.replies.results.len(), 10);
+}
+
+#[tokio::test]
+async fn a_configured_source_is_connected_to_and_reconnected_after_it_closes() {
+    let echo = Arc::new(Echo::default());
+    let counters = Arc::new(IngestCounters::default());
+    let (shutdown, phase) = tokio::sync::watch::channel(ShutdownPhase::Running);
+    // A camera that serves its stream, like tcpserversink; nothing listens there at first.
+    let reserved = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = reserved.local_addr().unwrap();
+    drop(reserved);
+    let sources = [Source {
+        name: "gate".into(),
+        address: address.to_string(),
+        reconnect: Duration::from_millis(50),
+        max_reconnect: Duration::from_millis(200),
+        connect_timeout: Duration::from_secs(1),
+    }];
+    let tasks = connect_sources(&sources, quick(), &echo, &counters, &phase);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(counters.source_connect_failures.load(Ordering::Relaxed) >= 1);
+    let server = TcpListener::bind(address).await.unwrap();
+    for round in 0..2u32 {
+        let (mut camera, _) = tokio::time::timeout(Duration::from_secs(5), server.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut sender = MediaSender::new(0x77 + round);
+        for n in 0..8 {
+            camera
+                .write_all(&sender.frame(&synthetic_au(n), n * 3000))
+                .await
+                .unwrap();
+        }
+        let reader = read_results(&mut camera, 8).await;
+        assert_eq!(reader.replies.results.len(), 8, "round {round}");
+    }
+    assert_eq!(counters.source_connects.load(Ordering::Relaxed), 2);
+    shutdown.send(ShutdownPhase::Done).unwrap();
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(*echo.opened.lock().unwrap(), ["gate", "gate"]);
+    assert_eq!(counters.anonymous_streams.load(Ordering::Relaxed), 0);
 }

@@ -2,3 +2,4 @@
 
 pub mod gstreamer;
 pub mod temp_dir;
+pub mod worker_process;

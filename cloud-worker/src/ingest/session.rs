@@ -1,9 +1,14 @@
 //! One camera connection's protocol state, sans-IO: bytes in, events out; RTCP replies
 //! written into caller buffers. The tokio task in [`super::server`] only moves bytes.
 //!
-//! The handshake (DESIGN.md "Device identity"): the first packet must be an RTCP compound with
-//! a sender report and an SDES CNAME for the same SSRC; only then is media accepted, and only
-//! from that SSRC. A connection that opens with anything else is rejected with a typed error.
+//! The handshake (DESIGN.md "Device identity"): our edge opens with an RTCP compound holding a
+//! sender report and an SDES CNAME for the same SSRC; media is then accepted from that SSRC only.
+//!
+//! Standard senders (a GStreamer `rtph264pay ! rtpstreampay` pipeline) send RTP first and RTCP
+//! late or never. When [`SessionConfig::accept_rtp_first`] allows it, the first RTP packet locks
+//! the session onto its SSRC ([`SessionEvent::MediaFirst`]) and a CNAME for that SSRC arriving
+//! later is reported once ([`SessionEvent::CnameLearned`]). Otherwise a connection that opens
+//! with anything but the handshake is rejected with a typed error.
 
 use std::time::Instant;
 
@@ -27,6 +32,8 @@ pub struct SessionConfig {
     pub worker_ssrc: u32,
     /// Depacketizer limits (access unit size, SPS dimensions).
     pub depacketizer: DepacketizerConfig,
+    /// Accept a stream whose RTP arrives before (or without) the SR + SDES CNAME handshake.
+    pub accept_rtp_first: bool,
 }
 
 /// Why a connection must be closed.
@@ -47,6 +54,12 @@ pub enum SessionError {
     /// The handshake compound does not parse.
     #[error("handshake: malformed RTCP: {0}")]
     HandshakeRtcp(RtcpError),
+    /// RTP arrived before the handshake from a sender that may not stream anonymously.
+    #[error(
+        "RTP arrived before RTCP SR + SDES CNAME, and anonymous senders are not accepted from \
+         this peer (see [senders] anonymous)"
+    )]
+    AnonymousRefused,
     /// RFC 4571 framing failed (cannot happen with a 64 KiB deframer, kept for safety).
     #[error("framing: {0}")]
     Framing(#[from] FramingError),
@@ -55,6 +68,17 @@ pub enum SessionError {
 /// What a chunk of bytes produced, in order.
 #[derive(Debug)]
 pub enum SessionEvent<'a> {
+    /// RTP arrived first and was accepted: the stream is anonymous (until a CNAME arrives)
+    /// and media is accepted from this SSRC only.
+    MediaFirst {
+        /// The media SSRC.
+        ssrc: u32,
+    },
+    /// An anonymous stream's SSRC was named by an SDES CNAME (reported once).
+    CnameLearned {
+        /// The CNAME (lossy UTF-8).
+        cname: String,
+    },
     /// The handshake completed: the camera's CNAME and SSRC.
     Identified {
         /// The CNAME (lossy UTF-8).
@@ -87,14 +111,22 @@ pub struct SessionStats {
     pub foreign_packets: u64,
 }
 
+/// What RTCP tells about the sender.
+struct PeerState {
+    camera_ssrc: Option<u32>,
+    /// Whether the camera's CNAME is known (from the handshake or learned later).
+    cname_known: bool,
+    /// Middle 32 bits of the last SR's NTP time, and when it arrived.
+    last_sr: Option<(u32, Instant)>,
+    accept_rtp_first: bool,
+}
+
 /// The per-connection protocol state.
 pub struct Session {
     config: SessionConfig,
     deframer: Box<Deframer<MAX_FRAME_LEN>>,
     depacketizer: Depacketizer<Vec<u8>>,
-    camera_ssrc: Option<u32>,
-    /// Middle 32 bits of the last SR's NTP time, and when it arrived.
-    last_sr: Option<(u32, Instant)>,
+    peer: PeerState,
     sequence: SeqExtender,
     /// Extended sequence number and loss count at the previous receiver report.
     previous_report: Option<(u64, u64)>,
@@ -111,18 +143,28 @@ impl Session {
             config,
             deframer: Box::new(Deframer::new()),
             depacketizer: Depacketizer::new(vec![0; len], config.depacketizer),
-            camera_ssrc: None,
-            last_sr: None,
+            peer: PeerState {
+                camera_ssrc: None,
+                cname_known: false,
+                last_sr: None,
+                accept_rtp_first: config.accept_rtp_first,
+            },
             sequence: SeqExtender::new(),
             previous_report: None,
             stats: SessionStats::default(),
         }
     }
 
-    /// Whether the handshake has completed.
+    /// Whether media is accepted: the handshake completed, or RTP came first and was accepted.
     #[must_use]
     pub const fn is_identified(&self) -> bool {
-        self.camera_ssrc.is_some()
+        self.peer.camera_ssrc.is_some()
+    }
+
+    /// Whether the camera's CNAME is known.
+    #[must_use]
+    pub const fn has_cname(&self) -> bool {
+        self.peer.cname_known
     }
 
     /// Counters so far.
@@ -158,20 +200,31 @@ impl Session {
             let Some(packet) = frame? else { continue };
             if rtcp::is_rtcp(packet) {
                 self.stats.rtcp_packets += 1;
-                handle_rtcp(
-                    &mut self.camera_ssrc,
-                    &mut self.last_sr,
-                    now,
-                    packet,
-                    &mut on_event,
-                )?;
+                self.peer.handle_rtcp(now, packet, &mut on_event)?;
                 continue;
             }
             self.stats.rtp_packets += 1;
-            let Some(ssrc) = self.camera_ssrc else {
-                return Err(SessionError::HandshakeExpected {
-                    got: "an RTP packet",
-                });
+            let ssrc = match self.peer.camera_ssrc {
+                Some(ssrc) => ssrc,
+                None if !self.config.accept_rtp_first => {
+                    return Err(SessionError::AnonymousRefused);
+                }
+                None => {
+                    // Lock onto a well-formed RTP packet's SSRC only, never onto noise.
+                    let ssrc = match packet.get(..12) {
+                        Some(header) if header[0] >> 6 == 2 => {
+                            u32::from_be_bytes([header[8], header[9], header[10], header[11]])
+                        }
+                        _ => {
+                            return Err(SessionError::HandshakeExpected {
+                                got: "a packet that is neither RTP nor RTCP",
+                            });
+                        }
+                    };
+                    self.peer.camera_ssrc = Some(ssrc);
+                    on_event(SessionEvent::MediaFirst { ssrc });
+                    ssrc
+                }
             };
             if packet.len() >= 12 && packet[8..12] != ssrc.to_be_bytes() {
                 self.stats.foreign_packets += 1;
@@ -197,7 +250,7 @@ impl Session {
     /// Writes a framed receiver report about the camera's stream (RFC 3550 §6.4.2), with
     /// LSR/DLSR so the camera can compute the round-trip time. `None` before the handshake.
     pub fn write_receiver_report(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
-        let ssrc = self.camera_ssrc?;
+        let ssrc = self.peer.camera_ssrc?;
         let highest = self.sequence.highest().unwrap_or(0);
         let lost = self.depacketizer.stats().lost_packets;
         let (fraction_lost, previous) = match self.previous_report {
@@ -209,7 +262,7 @@ impl Session {
             _ => (0, (highest, lost)),
         };
         self.previous_report = Some(previous);
-        let (last_sr, delay) = match self.last_sr {
+        let (last_sr, delay) = match self.peer.last_sr {
             Some((mid, at)) => {
                 let waited = now.saturating_duration_since(at).as_micros() as u64;
                 (mid, rtcp::compact_from_micros(waited))
@@ -240,7 +293,7 @@ impl Session {
     pub fn write_pli(&self, out: &mut [u8]) -> Option<usize> {
         let pli = Pli {
             sender_ssrc: self.config.worker_ssrc,
-            media_ssrc: self.camera_ssrc?,
+            media_ssrc: self.peer.camera_ssrc?,
         };
         let len = pli.write(out.get_mut(FRAME_HEADER_LEN..)?).ok()?;
         finish_frame(out, len)
@@ -260,70 +313,94 @@ impl Session {
     }
 }
 
+impl PeerState {
+    fn handle_rtcp(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        on_event: &mut impl FnMut(SessionEvent<'_>),
+    ) -> Result<(), SessionError> {
+        let camera = self.camera_ssrc;
+        let (mut sr, mut cname) = (None, None);
+        for parsed in rtcp::parse_compound(packet) {
+            let p = match parsed {
+                Ok(p) => p,
+                Err(e) if camera.is_none() => return Err(SessionError::HandshakeRtcp(e)),
+                Err(e) => {
+                    on_event(SessionEvent::RtcpRejected(e));
+                    break;
+                }
+            };
+            match p {
+                RtcpPacket::SenderReport(report) if camera.is_none_or(|s| s == report.ssrc) => {
+                    sr = Some((report.ssrc, report.ntp));
+                }
+                RtcpPacket::Sdes(sdes) => {
+                    // Before the handshake the first chunk names the sender; after it, only a
+                    // chunk about the camera's SSRC counts.
+                    let chunk = sdes
+                        .chunks()
+                        .find(|chunk| camera.is_none_or(|s| s == chunk.ssrc));
+                    if let Some(chunk) = chunk {
+                        cname = chunk.cname().map(|c| (chunk.ssrc, c));
+                    }
+                }
+                RtcpPacket::Bye(_) if camera.is_some() => on_event(SessionEvent::Bye),
+                _ => {}
+            }
+        }
+        if let Some((_, ntp)) = sr {
+            self.last_sr = Some((NtpTimestamp::mid32(ntp), now));
+        }
+        if camera.is_some() {
+            if let Some((_, name)) = cname
+                && !self.cname_known
+                && usable_cname(name)
+            {
+                self.cname_known = true;
+                on_event(SessionEvent::CnameLearned {
+                    cname: String::from_utf8_lossy(name).into_owned(),
+                });
+            }
+            return Ok(());
+        }
+        let (Some((sr_ssrc, _)), Some((cname_ssrc, name))) = (sr, cname) else {
+            if self.accept_rtp_first {
+                // A standard sender may send RTCP of its own kind first; wait for media.
+                return Ok(());
+            }
+            return Err(SessionError::HandshakeExpected {
+                got: "RTCP without both SR and SDES CNAME",
+            });
+        };
+        if sr_ssrc != cname_ssrc {
+            return Err(SessionError::HandshakeInvalid {
+                reason: "SR and SDES CNAME name different SSRCs",
+            });
+        }
+        if !usable_cname(name) {
+            return Err(SessionError::HandshakeInvalid {
+                reason: "empty CNAME",
+            });
+        }
+        self.camera_ssrc = Some(sr_ssrc);
+        self.cname_known = true;
+        on_event(SessionEvent::Identified {
+            cname: String::from_utf8_lossy(name).into_owned(),
+            ssrc: sr_ssrc,
+        });
+        Ok(())
+    }
+}
+
+fn usable_cname(name: &[u8]) -> bool {
+    !name.is_empty() && name.len() <= MAX_CNAME_LEN
+}
+
 fn finish_frame(out: &mut [u8], len: usize) -> Option<usize> {
     let prefix = u16::try_from(len).ok()?.to_be_bytes();
     out.get_mut(..FRAME_HEADER_LEN)?.copy_from_slice(&prefix);
     Some(FRAME_HEADER_LEN + len)
-}
-
-fn handle_rtcp(
-    camera_ssrc: &mut Option<u32>,
-    last_sr: &mut Option<(u32, Instant)>,
-    now: Instant,
-    packet: &[u8],
-    on_event: &mut impl FnMut(SessionEvent<'_>),
-) -> Result<(), SessionError> {
-    let handshake = camera_ssrc.is_none();
-    let (mut sr, mut cname) = (None, None);
-    for parsed in rtcp::parse_compound(packet) {
-        let p = match parsed {
-            Ok(p) => p,
-            Err(e) if handshake => return Err(SessionError::HandshakeRtcp(e)),
-            Err(e) => {
-                on_event(SessionEvent::RtcpRejected(e));
-                break;
-            }
-        };
-        match p {
-            RtcpPacket::SenderReport(report) if camera_ssrc.is_none_or(|s| s == report.ssrc) => {
-                sr = Some((report.ssrc, report.ntp));
-            }
-            RtcpPacket::Sdes(sdes) => {
-                if let Some(chunk) = sdes.chunks().next() {
-                    cname = chunk.cname().map(|c| (chunk.ssrc, c));
-                }
-            }
-            RtcpPacket::Bye(_) if !handshake => on_event(SessionEvent::Bye),
-            _ => {}
-        }
-    }
-    if let Some((_, ntp)) = sr {
-        *last_sr = Some((NtpTimestamp::mid32(ntp), now));
-    }
-    if !handshake {
-        return Ok(());
-    }
-    let (Some((sr_ssrc, _)), Some((cname_ssrc, name))) = (sr, cname) else {
-        return Err(SessionError::HandshakeExpected {
-            got: "RTCP without both SR and SDES CNAME",
-        });
-    };
-    if sr_ssrc != cname_ssrc {
-        return Err(SessionError::HandshakeInvalid {
-            reason: "SR and SDES CNAME name different SSRCs",
-        });
-    }
-    if name.is_empty() || name.len() > MAX_CNAME_LEN {
-        return Err(SessionError::HandshakeInvalid {
-            reason: "empty CNAME",
-        });
-    }
-    *camera_ssrc = Some(sr_ssrc);
-    on_event(SessionEvent::Identified {
-        cname: String::from_utf8_lossy(name).into_owned(),
-        ssrc: sr_ssrc,
-    });
-    Ok(())
 }
 
 #[cfg(test)]
@@ -346,6 +423,14 @@ mod tests {
         Session::new(SessionConfig {
             worker_ssrc: 7,
             depacketizer: DepacketizerConfig::default(),
+            accept_rtp_first: false,
+        })
+    }
+
+    fn rtp_first_session() -> Session {
+        Session::new(SessionConfig {
+            accept_rtp_first: true,
+            ..session().config
         })
     }
 
@@ -376,6 +461,23 @@ mod tests {
         framed(c.finish())
     }
 
+    /// `frames` access units from one packetizer, framed, one byte string per access unit.
+    fn media_aus(ssrc: u32, frames: u32) -> Vec<Vec<u8>> {
+        let wire = media(ssrc, frames);
+        let mut aus = Vec::new();
+        let mut rest = &wire[..];
+        let mut current = Vec::new();
+        while rest.len() >= 2 {
+            let len = 2 + usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            current.extend_from_slice(&rest[..len]);
+            if rest[3] & 0x80 != 0 {
+                aus.push(std::mem::take(&mut current));
+            }
+            rest = &rest[len..];
+        }
+        aus
+    }
+
     fn media(ssrc: u32, frames: u32) -> Vec<u8> {
         let mut p = Packetizer::new(PacketizerConfig {
             ssrc,
@@ -398,6 +500,8 @@ mod tests {
 
     #[derive(Debug, PartialEq)]
     enum Seen {
+        MediaFirst(u32),
+        Cname(String),
         Identified(String, u32),
         Au(u32),
         Loss,
@@ -409,6 +513,8 @@ mod tests {
         let mut seen = Vec::new();
         let result = s.handle_bytes(Instant::now(), bytes, |e| {
             seen.push(match e {
+                SessionEvent::MediaFirst { ssrc } => Seen::MediaFirst(ssrc),
+                SessionEvent::CnameLearned { cname } => Seen::Cname(cname),
                 SessionEvent::Identified { cname, ssrc } => Seen::Identified(cname, ssrc),
                 SessionEvent::AccessUnit(au) => Seen::Au(au.rtp_timestamp),
                 SessionEvent::Loss(_) => Seen::Loss,
@@ -447,12 +553,99 @@ mod tests {
     fn media_before_the_handshake_is_rejected() {
         let mut s = session();
         let (_, result) = feed(&mut s, &media(CAMERA, 1));
-        assert!(matches!(
-            result,
-            Err(SessionError::HandshakeExpected {
-                got: "an RTP packet"
-            })
-        ));
+        assert!(
+            matches!(result, Err(SessionError::AnonymousRefused)),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn rtp_first_is_accepted_when_allowed_and_a_later_cname_is_learned_once() {
+        let mut s = rtp_first_session();
+        let aus = media_aus(CAMERA, 3);
+        let mut bytes = [aus[0].clone(), aus[1].clone()].concat();
+        // rtpbin's first compound: SR + SDES for the media SSRC, seconds into the stream.
+        bytes.extend(handshake(CAMERA, CAMERA, b"gst-cam"));
+        bytes.extend(&aus[2]);
+        bytes.extend(handshake(CAMERA, CAMERA, b"renamed"));
+        let (seen, result) = feed(&mut s, &bytes);
+        result.unwrap();
+        assert_eq!(
+            seen,
+            [
+                Seen::MediaFirst(CAMERA),
+                Seen::Au(0),
+                Seen::Au(3000),
+                Seen::Cname("gst-cam".into()),
+                Seen::Au(6000),
+            ]
+        );
+        assert!(s.is_identified() && s.has_cname());
+        let mut out = [0u8; 200];
+        let n = s.write_receiver_report(Instant::now(), &mut out).unwrap();
+        let (packet, _) = RtcpPacket::parse(&out[2..n]).unwrap();
+        let RtcpPacket::ReceiverReport(rr) = packet else {
+            panic!("{packet:?}")
+        };
+        assert_eq!(
+            rr.reports.get(0).unwrap().ssrc,
+            CAMERA,
+            "reports go to the locked SSRC"
+        );
+    }
+
+    #[test]
+    fn an_anonymous_stream_keeps_its_first_ssrc() {
+        let mut s = rtp_first_session();
+        let aus = media_aus(CAMERA, 2);
+        let mut bytes = aus[0].clone();
+        bytes.extend(media(0xbad, 2));
+        // A CNAME for another SSRC names nobody here.
+        bytes.extend(handshake(0xbad, 0xbad, b"intruder"));
+        bytes.extend(&aus[1]);
+        let (seen, result) = feed(&mut s, &bytes);
+        result.unwrap();
+        assert_eq!(
+            seen,
+            [Seen::MediaFirst(CAMERA), Seen::Au(0), Seen::Au(3000)]
+        );
+        assert_eq!(s.stats().foreign_packets, 2);
+        assert!(!s.has_cname());
+    }
+
+    #[test]
+    fn rtp_first_sessions_still_take_the_handshake_and_ignore_other_rtcp_before_media() {
+        let mut s = rtp_first_session();
+        let mut buf = [0u8; 100];
+        let n = Pli {
+            sender_ssrc: 1,
+            media_ssrc: 2,
+        }
+        .write(&mut buf)
+        .unwrap();
+        let mut bytes = framed(&buf[..n]);
+        bytes.extend(handshake(CAMERA, CAMERA, b"edge"));
+        bytes.extend(media(CAMERA, 1));
+        let (seen, result) = feed(&mut s, &bytes);
+        result.unwrap();
+        assert_eq!(seen, [Seen::Identified("edge".into(), CAMERA), Seen::Au(0)]);
+    }
+
+    #[test]
+    fn rtp_first_sessions_reject_a_first_packet_that_is_not_rtp() {
+        let mut s = rtp_first_session();
+        // Version 1, not RTP; and too short to hold an RTP header.
+        for packet in [
+            &[0x40u8, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x65][..],
+            &[0x80, 96, 0, 1],
+        ] {
+            let (seen, result) = feed(&mut s, &framed(packet));
+            assert!(seen.is_empty());
+            assert!(
+                matches!(result, Err(SessionError::HandshakeExpected { .. })),
+                "{result:?}"
+            );
+        }
     }
 
     #[test]

@@ -29,4 +29,6 @@ pub(crate) fn built_binary(package: &str, bin: &str) -> PathBuf {
     binary
 }
 
+// Not every test binary that includes this module stores files.
+#[allow(unused_imports)]
 pub(crate) use flowcloud_tests::temp_dir::TempDir;
