@@ -55,6 +55,7 @@ test: setup
     {{ just_executable() }} capi-header-check
     {{ just_executable() }} capi-test
     {{ just_executable() }} capi-aarch64
+    {{ just_executable() }} edge-aarch64
     cargo test -p flowcloud-core --no-default-features --locked --lib
     {{ just_executable() }} engines-test
     {{ just_executable() }} v4l2-vm
@@ -147,6 +148,10 @@ capi-test:
 # The C library cross-built for aarch64 (Jetson), C linked against it, and both run under qemu-user.
 capi-aarch64:
     edge-sdk/capi/tests/aarch64.sh
+
+# The edge crates (SDK, CLIs, C library) cross-built for aarch64 (Jetson) with Debian's cross gcc, and their tests run under qemu-user.
+edge-aarch64:
+    cross/check-aarch64.sh
 
 # Build the API documentation of the workspace.
 doc:
