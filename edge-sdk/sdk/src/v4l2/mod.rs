@@ -17,10 +17,12 @@ use std::path::{Path, PathBuf};
 use crate::picture::PixelFormat;
 
 pub(crate) mod bindings;
+pub mod controls;
 mod device;
 pub(crate) mod layout;
 pub(crate) mod queue;
 
+pub use controls::{ControlInfo, ControlTable};
 pub use device::Device;
 
 use bindings::{
