@@ -49,6 +49,7 @@ test: setup
     cargo clippy --workspace --all-targets --locked -- -D warnings
     cargo clippy -p flowcloud-core --no-default-features --locked -- -D warnings
     cargo clippy -p flowcloud-edge --no-default-features --all-targets --locked -- -D warnings
+    cargo clippy -p flowcloud-edge --features argus-fake --all-targets --locked -- -D warnings
     cargo clippy -p flowcloud-edge-capi --no-default-features --all-targets --locked -- -D warnings
     cargo build -p flowcloud-core --no-default-features --target thumbv7em-none-eabihf --locked
     cargo test --workspace --locked
@@ -58,6 +59,7 @@ test: setup
     {{ just_executable() }} edge-aarch64
     {{ just_executable() }} cross-lint
     cargo test -p flowcloud-core --no-default-features --locked --lib
+    cargo test -p flowcloud-edge --features argus-fake --locked --lib argus
     {{ just_executable() }} engines-test
     {{ just_executable() }} v4l2-vm
     {{ just_executable() }} fuzz-check

@@ -6,7 +6,8 @@
 #     CLIs) and flowcloud-edge-capi (libflowcloud_edge.a/.so) for aarch64-unknown-linux-gnu with
 #     Debian's cross toolchain; the linker and the C/C++ compilers for openh264 come from
 #     .cargo/config.toml;
-#  2. runs the three crates' test suites under qemu-user (the runner in .cargo/config.toml).
+#  2. runs the three crates' test suites, and the libargus capture tests over the fake shim
+#     (`argus-fake`), under qemu-user (the runner in .cargo/config.toml).
 #     Tests that need a kernel V4L2 device print `SKIP <test>: <reason>` and pass: qemu-user
 #     does not pass V4L2 ioctls through. Tests that start the CLIs go through
 #     FLOWCLOUD_TEST_RUNNER, since qemu-user does not follow execve into an aarch64 binary.
@@ -55,6 +56,10 @@ log "cargo test --target $triple ${crates[*]} (qemu-aarch64; log in $out)"
 status=0
 FLOWCLOUD_TEST_RUNNER="qemu-aarch64 -L $sysroot" \
   cargo test --target "$triple" --locked "${crates[@]}" >"$out" 2>&1 || status=$?
+# The libargus capture type over the fake shim, cross-compiled with aarch64-linux-gnu-gcc too.
+FLOWCLOUD_TEST_RUNNER="qemu-aarch64 -L $sysroot" \
+  cargo test --target "$triple" --locked -p flowcloud-edge --features argus-fake --lib argus \
+  >>"$out" 2>&1 || status=$?
 grep -E '^SKIP ' "$out" || true
 [[ $status -eq 0 ]] || fail "cargo test for $triple failed:\n$(grep -E '^(test .*FAILED|---- |thread .*panicked|error)' "$out" | head -40)"
 read -r passed failed ignored < <(awk '/^test result:/ { p += $4; f += $6; i += $8 } END { print p + 0, f + 0, i + 0 }' "$out")
