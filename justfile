@@ -49,13 +49,17 @@ test: setup
     cargo clippy --workspace --all-targets --locked -- -D warnings
     cargo clippy -p flowcloud-core --no-default-features --locked -- -D warnings
     cargo clippy -p flowcloud-edge --no-default-features --all-targets --locked -- -D warnings
+    cargo clippy -p flowcloud-edge --features argus-fake --all-targets --locked -- -D warnings
     cargo clippy -p flowcloud-edge-capi --no-default-features --all-targets --locked -- -D warnings
     cargo build -p flowcloud-core --no-default-features --target thumbv7em-none-eabihf --locked
     cargo test --workspace --locked
     {{ just_executable() }} capi-header-check
     {{ just_executable() }} capi-test
     {{ just_executable() }} capi-aarch64
+    {{ just_executable() }} edge-aarch64
+    {{ just_executable() }} cross-lint
     cargo test -p flowcloud-core --no-default-features --locked --lib
+    cargo test -p flowcloud-edge --features argus-fake --locked --lib argus
     {{ just_executable() }} engines-test
     {{ just_executable() }} v4l2-vm
     {{ just_executable() }} fuzz-check
@@ -147,6 +151,25 @@ capi-test:
 # The C library cross-built for aarch64 (Jetson), C linked against it, and both run under qemu-user.
 capi-aarch64:
     edge-sdk/capi/tests/aarch64.sh
+
+# The edge crates (SDK, CLIs, C library) cross-built for aarch64 (Jetson) with Debian's cross gcc, and their tests run under qemu-user.
+edge-aarch64:
+    cross/check-aarch64.sh
+
+# Cross-build the edge crates for Jetson in cross's container (cross/aarch64-jetson.Dockerfile, JetPack from Cross.toml); needs cross and Docker or Podman. Extra arguments go to cargo, e.g. `just cross --features argus`.
+cross *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v cross >/dev/null || { echo "cross: not installed: cargo install cross --locked (see cross/README.md)" >&2; exit 1; }
+    docker info >/dev/null 2>&1 || podman info >/dev/null 2>&1 ||
+        { echo "cross: needs a running container engine (Docker or Podman); without one use 'just edge-aarch64' (Debian's cross gcc)" >&2; exit 1; }
+    cross build --target aarch64-unknown-linux-gnu -p flowcloud-edge -p flowcloud-edge-capi --release --locked "$@"
+
+# Lint the cross-build image's Dockerfile with hadolint (installed into .venv by setup).
+cross-lint:
+    .ci/python-env.sh
+    .venv/bin/hadolint cross/*.Dockerfile
+    @echo "cross-lint: hadolint $(.venv/bin/hadolint --version | grep -o '[0-9.]*$') found nothing in" cross/*.Dockerfile
 
 # Build the API documentation of the workspace.
 doc:

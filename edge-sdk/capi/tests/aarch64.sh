@@ -33,11 +33,8 @@ command -v aarch64-linux-gnu-gcc >/dev/null ||
 rustup target list --installed | grep -qx "$triple" ||
   fail "the $triple Rust target is not installed (just setup)"
 
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
-export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
-export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $sysroot"
+# The linker, the C/C++ compilers for openh264's build script and the qemu-user runner for
+# `cargo test` come from the repository's .cargo/config.toml.
 
 features=() install_flags=() openh264=true
 if ! command -v aarch64-linux-gnu-g++ >/dev/null; then

@@ -34,10 +34,13 @@ mod linux {
 
     use flowcloud_edge::capture::v4l2::{CaptureMemory, V4l2Capture, V4l2CaptureConfig};
     use flowcloud_edge::capture::{CaptureError, CaptureSource, CapturedFrame};
-    use flowcloud_edge::encode::v4l2_m2m::{InputMemory, V4l2M2mEncoder};
+    use flowcloud_edge::encode::jetson::JetsonTuning;
+    use flowcloud_edge::encode::v4l2_m2m::{
+        ControlValue, InputMemory, M2mOptions, NamedControl, V4l2M2mEncoder,
+    };
     use flowcloud_edge::encode::{EncoderSettings, VideoEncoder};
     use flowcloud_edge::picture::{Picture, PixelFormat};
-    use flowcloud_edge::v4l2::{FourCc, list_devices};
+    use flowcloud_edge::v4l2::{Device, FourCc, list_devices};
 
     const WIDTH: u32 = 640;
     const HEIGHT: u32 = 480;
@@ -127,6 +130,7 @@ mod linux {
             Ok(Some(encoder)) => {
                 report.pass("find vicodec encoder", encoder.display().to_string());
                 encoder_check(&mut report, &camera, &encoder, frames);
+                named_controls_check(&mut report, &camera, &encoder);
                 zero_copy_check(&mut report, &camera, &encoder, frames);
             }
             Ok(None) => report.fail(
@@ -323,6 +327,141 @@ mod linux {
         let mut settings = EncoderSettings::new(WIDTH, HEIGHT, 30);
         settings.keyframe_interval = GOP;
         settings
+    }
+
+    /// (d) Controls looked up by name, as the Jetson encoder's NVIDIA controls are: the walk of
+    /// vicodec's control list, vicodec's own controls found by the names it reports and set,
+    /// every NVIDIA control reported absent (not an error), `NV12M` asked for first and the
+    /// fall back to `NV12` when the driver does not take it, and a frame encoded after all that.
+    fn named_controls_check(report: &mut Report, camera: &Path, encoder_path: &Path) {
+        let table = match Device::open(encoder_path).and_then(|device| device.controls()) {
+            Ok(table) => table,
+            Err(e) => {
+                report.fail("control walk", e.to_string());
+                return;
+            }
+        };
+        for control in table.controls() {
+            println!(
+                "  control {:#010x} \"{}\" ({}) {:?} {}..={} default {}",
+                control.id,
+                control.name,
+                control.short_name(),
+                control.kind,
+                control.minimum,
+                control.maximum,
+                control.default
+            );
+        }
+        let gop = table.by_name("video_gop_size");
+        report.check(
+            "control walk",
+            gop.is_some_and(|c| c.id == 0x0099_09cb),
+            format!(
+                "{} controls; \"video_gop_size\" is {:?}",
+                table.controls().len(),
+                gop.map(|c| format!("{:#010x} \"{}\"", c.id, c.name))
+            ),
+        );
+
+        let settings = encoder_settings();
+        let mut controls = vec![
+            NamedControl {
+                label: "vicodec GOP size (by name)",
+                names: &["Video GOP Size"],
+                id: None,
+                value: ControlValue::Int(4),
+            },
+            NamedControl {
+                label: "vicodec I-frame QP (by name)",
+                names: &["fwht_i_frame_qp_value"],
+                id: None,
+                value: ControlValue::Int(20),
+            },
+        ];
+        let nvidia = JetsonTuning {
+            max_performance: true,
+            slice_mb_rows: 2,
+            intra_refresh_frames: 30,
+        }
+        .controls(&settings);
+        controls.extend(nvidia.iter().cloned());
+        let options = M2mOptions {
+            controls,
+            prefer_multi_buffer_input: true,
+        };
+        let mut encoder = match V4l2M2mEncoder::with_options(
+            encoder_path,
+            settings,
+            PixelFormat::Nv12,
+            FourCc::FWHT,
+            &options,
+        ) {
+            Ok(encoder) => encoder,
+            Err(e) => {
+                report.fail("named controls: encoder start", e.to_string());
+                return;
+            }
+        };
+        for applied in encoder.applied_controls() {
+            println!(
+                "  applied {} = {} as \"{}\" ({:#010x})",
+                applied.label, applied.value, applied.driver_name, applied.id
+            );
+        }
+        for skipped in encoder.skipped_controls() {
+            println!(
+                "  warning: {} = {} not set: {}",
+                skipped.name, skipped.value, skipped.reason
+            );
+        }
+        let applied: Vec<_> = encoder.applied_controls().iter().map(|a| a.label).collect();
+        report.check(
+            "named controls: present ones used",
+            applied == ["vicodec GOP size (by name)", "vicodec I-frame QP (by name)"],
+            format!("applied {applied:?}"),
+        );
+        let absent: Vec<_> = nvidia
+            .iter()
+            .filter(|wanted| {
+                encoder.skipped_controls().iter().any(|s| {
+                    s.name == wanted.label && s.reason.starts_with("not offered by the driver")
+                })
+            })
+            .map(|c| c.label)
+            .collect();
+        report.check(
+            "named controls: NVIDIA ones reported absent",
+            absent.len() == nvidia.len(),
+            format!("{} of {} reported: {absent:?}", absent.len(), nvidia.len()),
+        );
+        let input = encoder.input_format().fourcc;
+        report.check(
+            "named controls: NV12M first, NV12 taken",
+            input == FourCc::NV12,
+            format!("vicodec set the input to {input}"),
+        );
+        let frame = V4l2Capture::open(
+            camera,
+            &capture_config(PixelFormat::Nv12, CaptureMemory::Mmap),
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|mut capture| {
+            let mut out = Vec::with_capacity(PixelFormat::Nv12.frame_len(640, 480) + 4096);
+            let frame = capture.next_frame().map_err(|e| e.to_string())?;
+            encoder
+                .encode(&frame, &mut out)
+                .map_err(|e| e.to_string())
+                .map(|encoded| (encoded, fwht_problem(&out)))
+        });
+        match frame {
+            Ok((encoded, None)) => report.pass(
+                "named controls: encodes",
+                format!("{} bytes, keyframe {}", encoded.len, encoded.keyframe),
+            ),
+            Ok((_, Some(problem))) => report.fail("named controls: encodes", problem),
+            Err(e) => report.fail("named controls: encodes", e),
+        }
     }
 
     /// What is wrong with a coded FWHT frame, if anything.

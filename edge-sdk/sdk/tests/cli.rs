@@ -2,14 +2,12 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{Script, ScriptedReceiver};
+use common::{Script, ScriptedReceiver, command};
 
 #[test]
 fn streams_the_pattern_and_prints_live_stats_and_a_summary() {
     let receiver = ScriptedReceiver::start("127.0.0.1:0".parse().unwrap(), Script::default());
-    let output = Command::new(env!("CARGO_BIN_EXE_flowcloud-edge"))
+    let output = command::binary(env!("CARGO_BIN_EXE_flowcloud-edge"))
         .args(["--server", &receiver.addr.to_string()])
         .args(["--cname", "cli-cam", "--width", "160", "--height", "120"])
         .args(["--fps", "30", "--frames", "45", "--stats-interval", "0.5"])
@@ -46,7 +44,7 @@ fn streams_the_pattern_and_prints_live_stats_and_a_summary() {
 
 #[test]
 fn a_bad_source_is_a_clear_error() {
-    let output = Command::new(env!("CARGO_BIN_EXE_flowcloud-edge"))
+    let output = command::binary(env!("CARGO_BIN_EXE_flowcloud-edge"))
         .args(["--source", "webcam", "--frames", "1"])
         .output()
         .unwrap();
@@ -58,7 +56,7 @@ fn a_bad_source_is_a_clear_error() {
 #[test]
 fn streams_the_street_scene() {
     let receiver = ScriptedReceiver::start("127.0.0.1:0".parse().unwrap(), Script::default());
-    let output = Command::new(env!("CARGO_BIN_EXE_flowcloud-edge"))
+    let output = command::binary(env!("CARGO_BIN_EXE_flowcloud-edge"))
         .args(["--server", &receiver.addr.to_string()])
         .args(["--source", "scene:5", "--width", "160", "--height", "96"])
         .args(["--fps", "30", "--frames", "12"])
@@ -81,7 +79,7 @@ fn streams_the_street_scene() {
 
 #[test]
 fn a_bad_scene_seed_is_a_clear_error() {
-    let output = Command::new(env!("CARGO_BIN_EXE_flowcloud-edge"))
+    let output = command::binary(env!("CARGO_BIN_EXE_flowcloud-edge"))
         .args(["--source", "scene:abc", "--frames", "1"])
         .output()
         .unwrap();
@@ -106,7 +104,7 @@ fn streams_a_y4m_file_to_its_end() {
         file.extend((0..w * h * 3 / 2).map(|i| (i as u8).wrapping_mul(3).wrapping_add(n * 7)));
     }
     std::fs::write(&path, file).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_flowcloud-edge"))
+    let output = command::binary(env!("CARGO_BIN_EXE_flowcloud-edge"))
         .args(["--server", &receiver.addr.to_string()])
         .args(["--source", &format!("y4m:{}", path.display())])
         .args(["--fps", "30"])
@@ -133,7 +131,7 @@ fn nvenc_without_the_driver_is_a_clear_error() {
     if std::path::Path::new("/usr/lib/x86_64-linux-gnu/libnvidia-encode.so.1").exists() {
         return;
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_flowcloud-edge"))
+    let output = command::binary(env!("CARGO_BIN_EXE_flowcloud-edge"))
         .args([
             "--encoder",
             "nvenc",

@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+#[path = "common/command.rs"]
+mod command;
 
 use flowcloud_edge::capture::scene::{SceneClass, SceneConfig, StreetScene};
 
@@ -28,7 +30,7 @@ impl Drop for TempDir {
 }
 
 fn scenes(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_flowcloud-scenes"))
+    command::binary(env!("CARGO_BIN_EXE_flowcloud-scenes"))
         .args(args)
         .output()
         .unwrap()

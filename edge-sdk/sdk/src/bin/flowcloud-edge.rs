@@ -56,7 +56,8 @@ struct Args {
     /// Frames per second.
     #[arg(long, default_value_t = 30)]
     fps: u32,
-    /// Encoder: `openh264` (software), `v4l2:/dev/videoN` (V4L2 M2M hardware encoder) or
+    /// Encoder: `openh264` (software), `v4l2:/dev/videoN` (V4L2 M2M hardware encoder), `jetson`
+    /// (the Jetson's hardware encoder, found on its own; openh264 where there is none) or
     /// `nvenc`.
     #[arg(long, default_value = "openh264")]
     encoder: String,
@@ -160,7 +161,7 @@ fn open_source(args: &Args) -> Result<(Box<dyn CaptureSource>, bool)> {
             let mut config = V4l2CaptureConfig::new(args.width, args.height, PixelFormat::Nv12);
             config.frame_rate = (args.fps, 1);
             // A hardware encoder takes the camera's buffers without a copy.
-            if args.encoder.starts_with("v4l2:") {
+            if args.encoder.starts_with("v4l2:") || args.encoder == "jetson" {
                 config.memory = CaptureMemory::DmabufExport;
             }
             (Box::new(V4l2Capture::open(rest, &config)?), true)
@@ -182,13 +183,23 @@ fn open_encoder(args: &Args, format: VideoFormat) -> Result<Box<dyn VideoEncoder
     Ok(match kind {
         "openh264" => Box::new(OpenH264Encoder::new(settings)?),
         "nvenc" => Box::new(NvencEncoder::new(settings)?),
+        // Jetson: the hardware encoder where the module has one, openh264 where it does not.
+        #[cfg(target_os = "linux")]
+        "jetson" => {
+            use flowcloud_edge::encode::jetson::{JetsonTuning, RealSystem, open_encoder};
+            let selected = open_encoder(&RealSystem, settings, raw, &JetsonTuning::default())?;
+            eprintln!("flowcloud-edge: {}", selected.log_line);
+            selected.encoder
+        }
         #[cfg(target_os = "linux")]
         "v4l2" if !rest.is_empty() => {
             use flowcloud_edge::encode::v4l2_m2m::V4l2M2mEncoder;
             use flowcloud_edge::v4l2::FourCc;
             Box::new(V4l2M2mEncoder::new(rest, settings, raw, FourCc::H264)?)
         }
-        other => bail!("unknown --encoder {other:?}: use openh264, v4l2:/dev/videoN or nvenc"),
+        other => {
+            bail!("unknown --encoder {other:?}: use openh264, v4l2:/dev/videoN, jetson or nvenc")
+        }
     })
 }
 

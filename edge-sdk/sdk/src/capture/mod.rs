@@ -5,7 +5,9 @@
 //! - [`scene::SceneSource`]: a synthetic street scene (I420) with exact Cityscapes labels for
 //!   every frame ([`scene::StreetScene`]), paced at its frame rate;
 //! - [`file`](mod@file): raw NV12/I420 files and Y4M files;
-//! - [`v4l2::V4l2Capture`] (Linux): a V4L2 camera with MMAP or DMABUF buffers.
+//! - [`v4l2::V4l2Capture`] (Linux): a V4L2 camera with MMAP or DMABUF buffers;
+//! - `argus::ArgusSource` (features `argus`/`argus-fake`): a Jetson CSI camera through libargus,
+//!   NV12 in DMABUFs.
 //!
 //! A source hands out one frame at a time, borrowed until the next call, so sources can lend
 //! their own buffers (a V4L2 MMAP buffer goes back to the driver when the next frame is taken).
@@ -14,6 +16,8 @@ use std::time::Instant;
 
 use crate::picture::{Picture, PictureError, VideoFormat};
 
+#[cfg(all(target_os = "linux", any(feature = "argus", feature = "argus-fake")))]
+pub mod argus;
 pub mod file;
 pub mod pattern;
 pub mod scene;
@@ -78,6 +82,10 @@ pub enum CaptureError {
     /// The frame bytes do not form a picture of the negotiated format.
     #[error(transparent)]
     Picture(#[from] PictureError),
+    /// A camera behind a vendor API (libargus) failed: no such camera, a timeout, a sensor
+    /// error; the text says which, with the API's status.
+    #[error("{0}")]
+    Camera(String),
     /// A V4L2 call failed.
     #[cfg(target_os = "linux")]
     #[error(transparent)]

@@ -15,6 +15,8 @@ use std::time::Duration;
 use crate::capture::CapturedFrame;
 use crate::picture::{Picture, PixelFormat};
 
+#[cfg(target_os = "linux")]
+pub mod jetson;
 pub mod nvenc;
 #[cfg(feature = "openh264")]
 pub mod openh264;

@@ -31,6 +31,7 @@ use super::{EncodeError, EncodedFrame, EncoderSettings, VideoEncoder, append_wit
 use crate::capture::CapturedFrame;
 use crate::picture::{Picture, PixelFormat};
 use crate::v4l2::bindings as b;
+use crate::v4l2::controls::ControlKind;
 use crate::v4l2::layout::{PlaneLayout, plane_layout};
 use crate::v4l2::queue::{Memory, Queue, QueuePlane};
 use crate::v4l2::{BufType, Device, Format, FourCc, V4l2Error, list_devices};
@@ -64,6 +65,68 @@ pub struct SkippedControl {
     pub reason: String,
 }
 
+/// A control set by name where the driver has it (vendor controls, whose ids and presence
+/// vary by driver): looked up in the driver's own list ([`crate::v4l2::ControlTable::find`]),
+/// set with `VIDIOC_S_EXT_CTRLS`; a driver without it gets a [`SkippedControl`], not an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedControl {
+    /// What it is for, as reports name it ("insert SPS/PPS at IDR").
+    pub label: &'static str,
+    /// The names a driver may give it, tried in order ([`crate::v4l2::controls::normalize_name`]
+    /// form or as printed).
+    pub names: &'static [&'static str],
+    /// The id from the vendor's header, tried when no name matches.
+    pub id: Option<u32>,
+    /// What to set.
+    pub value: ControlValue,
+}
+
+/// The value of a [`NamedControl`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlValue {
+    /// An integer, boolean or menu control.
+    Int(i32),
+    /// A compound control whose structure is these 32-bit words in native byte order (NVIDIA's
+    /// parameter structs are all `__u32`/enum fields, padded to 4 bytes).
+    Words(Vec<u32>),
+}
+
+impl ControlValue {
+    /// The value as one number for reports: the integer, or the last word of a structure.
+    #[must_use]
+    pub fn summary(&self) -> i32 {
+        match self {
+            Self::Int(value) => *value,
+            Self::Words(words) => words
+                .last()
+                .map_or(0, |w| i32::try_from(*w).unwrap_or(i32::MAX)),
+        }
+    }
+}
+
+/// A [`NamedControl`] the driver took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedControl {
+    /// The control's label.
+    pub label: &'static str,
+    /// The name the driver reports for it.
+    pub driver_name: String,
+    /// Its id in this driver.
+    pub id: u32,
+    /// The value set ([`ControlValue::summary`]).
+    pub value: i32,
+}
+
+/// How to open a [`V4l2M2mEncoder`] beyond the [`EncoderSettings`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct M2mOptions {
+    /// Set after the standard controls, each only if the driver has it.
+    pub controls: Vec<NamedControl>,
+    /// Ask for the one-buffer-per-plane raw format (`NV12M`) first rather than the contiguous
+    /// one (`NV12`): what Jetson's encoder takes.
+    pub prefer_multi_buffer_input: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Encoding,
@@ -95,6 +158,7 @@ pub struct V4l2M2mEncoder {
     capture_format: Format,
     layout: [PlaneLayout; 3],
     skipped: Vec<SkippedControl>,
+    applied: Vec<AppliedControl>,
     force_keyframe_control: bool,
     /// The driver inserts keyframes every `keyframe_interval` frames (GOP size accepted).
     driver_gop: bool,
@@ -115,6 +179,18 @@ impl V4l2M2mEncoder {
         settings: EncoderSettings,
         raw: PixelFormat,
         coded: FourCc,
+    ) -> Result<Self, EncodeError> {
+        Self::with_options(path, settings, raw, coded, &M2mOptions::default())
+    }
+
+    /// [`V4l2M2mEncoder::new`] with [`M2mOptions`]: vendor controls by name, the raw format
+    /// variant to try first.
+    pub fn with_options(
+        path: impl AsRef<Path>,
+        settings: EncoderSettings,
+        raw: PixelFormat,
+        coded: FourCc,
+        options: &M2mOptions,
     ) -> Result<Self, EncodeError> {
         // The driver reports its own size limits when the formats are set.
         settings.validate(u32::MAX, u32::MAX)?;
@@ -150,12 +226,17 @@ impl V4l2M2mEncoder {
 
         // 2. The raw format on OUTPUT: the format with all planes in one buffer if the driver
         //    takes it, else the one-buffer-per-plane variant (what Jetson's encoder wants).
-        let mut output_format =
-            device.set_format(BufType::VideoOutputMplane, raw.into(), w, h, 0)?;
-        if output_format.fourcc != FourCc::from(raw)
-            && let Some(variant) = FourCc::multi_buffer_variant(raw)
+        let contiguous = FourCc::from(raw);
+        let variant = FourCc::multi_buffer_variant(raw);
+        let (first, second) = match variant {
+            Some(variant) if options.prefer_multi_buffer_input => (variant, Some(contiguous)),
+            variant => (contiguous, variant),
+        };
+        let mut output_format = device.set_format(BufType::VideoOutputMplane, first, w, h, 0)?;
+        if output_format.fourcc != first
+            && let Some(second) = second
         {
-            output_format = device.set_format(BufType::VideoOutputMplane, variant, w, h, 0)?;
+            output_format = device.set_format(BufType::VideoOutputMplane, second, w, h, 0)?;
         }
         if output_format.fourcc.pixel_format() != Some(raw) {
             return Err(EncodeError::InvalidSettings(format!(
@@ -187,6 +268,7 @@ impl V4l2M2mEncoder {
         let mut setup = Setup {
             device: &device,
             skipped: Vec::new(),
+            applied: Vec::new(),
         };
         match device.set_frame_rate(BufType::VideoOutputMplane, (settings.fps, 1)) {
             Ok(Some(_)) => {}
@@ -202,7 +284,10 @@ impl V4l2M2mEncoder {
             ),
         }
         let controls = setup.apply(&settings, coded)?;
-        let skipped = setup.skipped;
+        if !options.controls.is_empty() {
+            setup.apply_named(&options.controls)?;
+        }
+        let (skipped, applied) = (setup.skipped, setup.applied);
 
         // 4. CAPTURE buffers go to the driver now; OUTPUT waits for the first frame.
         let capture = Queue::allocate(
@@ -223,6 +308,7 @@ impl V4l2M2mEncoder {
             capture_format,
             layout,
             skipped,
+            applied,
             force_keyframe_control: controls.force_keyframe,
             driver_gop: controls.driver_gop,
             keyframe_requested: false,
@@ -262,6 +348,12 @@ impl V4l2M2mEncoder {
     #[must_use]
     pub fn skipped_controls(&self) -> &[SkippedControl] {
         &self.skipped
+    }
+
+    /// The [`M2mOptions::controls`] the driver took, with the names it reports for them.
+    #[must_use]
+    pub fn applied_controls(&self) -> &[AppliedControl] {
+        &self.applied
     }
 
     /// Whether [`VideoEncoder::request_keyframe`] can take effect: the driver has
@@ -587,6 +679,7 @@ impl V4l2M2mEncoder {
 struct Setup<'a> {
     device: &'a Device,
     skipped: Vec<SkippedControl>,
+    applied: Vec<AppliedControl>,
 }
 
 /// What the controls left us with.
@@ -629,6 +722,77 @@ impl Setup<'_> {
                 }
             },
         }
+    }
+
+    /// Sets each named control the driver lists; the others are skipped with the reason.
+    fn apply_named(&mut self, controls: &[NamedControl]) -> Result<(), V4l2Error> {
+        let table = self.device.controls()?;
+        for control in controls {
+            let value = control.value.summary();
+            let Some(info) = table.find(control.names, control.id) else {
+                let mut tried = control.names.join("\", \"");
+                if let Some(id) = control.id {
+                    tried.push_str(&format!("\" or id {id:#010x}"));
+                } else {
+                    tried.push('"');
+                }
+                self.skip(
+                    control.label,
+                    value,
+                    format!("not offered by the driver (looked for \"{tried})"),
+                );
+                continue;
+            };
+            if !info.is_writable() {
+                self.skip(
+                    control.label,
+                    value,
+                    format!("\"{}\" is disabled or read-only", info.name),
+                );
+                continue;
+            }
+            let result = match (&control.value, info.kind) {
+                (ControlValue::Int(v), kind) if kind.is_integer() => {
+                    if *v < info.minimum || *v > info.maximum {
+                        self.skip(
+                            control.label,
+                            value,
+                            format!(
+                                "outside \"{}\"'s range {}..={}",
+                                info.name, info.minimum, info.maximum
+                            ),
+                        );
+                        continue;
+                    }
+                    self.device.set_ext_control(info.id, *v)
+                }
+                (ControlValue::Words(words), ControlKind::Compound(_)) => {
+                    let mut payload: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+                    self.device.set_compound_control(info.id, &mut payload)
+                }
+                (_, kind) => {
+                    self.skip(
+                        control.label,
+                        value,
+                        format!(
+                            "\"{}\" is a {kind:?} control, not the value given",
+                            info.name
+                        ),
+                    );
+                    continue;
+                }
+            };
+            match result {
+                Ok(()) => self.applied.push(AppliedControl {
+                    label: control.label,
+                    driver_name: info.name.clone(),
+                    id: info.id,
+                    value,
+                }),
+                Err(e) => self.skip(control.label, value, e.to_string()),
+            }
+        }
+        Ok(())
     }
 
     /// The low-latency configuration: no B-frames, one reference, IDR period from the settings,
@@ -1058,6 +1222,11 @@ mod tests {
         ) {
             Err(EncodeError::Device(e)) => assert_eq!((e.call, e.errno), ("open", Errno::ENOENT)),
             other => panic!("expected a device error, got {other:?}"),
+        }
+        if !crate::v4l2::ioctls_reach_the_kernel(
+            "a_missing_device_is_a_device_error_and_a_non_v4l2_one_too (the /dev/null part)",
+        ) {
+            return;
         }
         match V4l2M2mEncoder::new("/dev/null", settings, PixelFormat::Nv12, FourCc::H264) {
             Err(EncodeError::Device(e)) => {

@@ -358,6 +358,27 @@ pub(crate) struct v4l2_queryctrl {
 
 pub(crate) const V4L2_CTRL_FLAG_DISABLED: u32 = 0x0001;
 pub(crate) const V4L2_CTRL_FLAG_READ_ONLY: u32 = 0x0004;
+pub(crate) const V4L2_CTRL_FLAG_INACTIVE: u32 = 0x0010;
+pub(crate) const V4L2_CTRL_FLAG_WRITE_ONLY: u32 = 0x0040;
+/// Or-ed into `v4l2_queryctrl.id`: return the next control after this id.
+pub(crate) const V4L2_CTRL_FLAG_NEXT_CTRL: u32 = 0x8000_0000;
+/// Or-ed into `v4l2_queryctrl.id`: include compound (pointer) controls in the walk.
+pub(crate) const V4L2_CTRL_FLAG_NEXT_COMPOUND: u32 = 0x4000_0000;
+/// `V4L2_CTRL_ID2WHICH`: the control class bits of an id.
+pub(crate) const V4L2_CTRL_CLASS_MASK: u32 = 0x0fff_0000;
+
+// enum v4l2_ctrl_type (the ones the SDK tells apart)
+pub(crate) const V4L2_CTRL_TYPE_INTEGER: u32 = 1;
+pub(crate) const V4L2_CTRL_TYPE_BOOLEAN: u32 = 2;
+pub(crate) const V4L2_CTRL_TYPE_MENU: u32 = 3;
+pub(crate) const V4L2_CTRL_TYPE_BUTTON: u32 = 4;
+pub(crate) const V4L2_CTRL_TYPE_INTEGER64: u32 = 5;
+pub(crate) const V4L2_CTRL_TYPE_CTRL_CLASS: u32 = 6;
+pub(crate) const V4L2_CTRL_TYPE_STRING: u32 = 7;
+pub(crate) const V4L2_CTRL_TYPE_BITMASK: u32 = 8;
+pub(crate) const V4L2_CTRL_TYPE_INTEGER_MENU: u32 = 9;
+/// Types from here on are compound: set through a pointer and a size.
+pub(crate) const V4L2_CTRL_COMPOUND_TYPES: u32 = 0x0100;
 
 /// `V4L2_CID_CODEC_BASE` (`V4L2_CTRL_CLASS_CODEC | 0x900`): the stateful codec controls.
 const V4L2_CID_CODEC_BASE: u32 = 0x0099_0900;

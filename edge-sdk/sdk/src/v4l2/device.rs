@@ -12,6 +12,7 @@ use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use super::bindings::{self as b, ioctl};
+use super::controls::{ControlInfo, ControlTable};
 use super::{BufType, Capability, Format, FourCc, V4l2Error};
 
 /// An open V4L2 device node; closed on drop.
@@ -388,6 +389,90 @@ impl Device {
         Ok((query.flags & unusable == 0).then_some((query.minimum, query.maximum)))
     }
 
+    /// Every control the driver offers, walked with `VIDIOC_QUERYCTRL` and
+    /// `V4L2_CTRL_FLAG_NEXT_CTRL | V4L2_CTRL_FLAG_NEXT_COMPOUND` (control class headings left
+    /// out). A driver that does not support the walk gives an empty table.
+    pub fn controls(&self) -> Result<ControlTable, V4l2Error> {
+        let next = b::V4L2_CTRL_FLAG_NEXT_CTRL | b::V4L2_CTRL_FLAG_NEXT_COMPOUND;
+        let mut found = Vec::new();
+        let mut id = 0u32;
+        // Bounded: drivers have tens of controls, a few hundred at most.
+        for _ in 0..4096 {
+            let mut query = empty_queryctrl(id | next);
+            // SAFETY: `v4l2_queryctrl` holds no pointers and is the request's argument type.
+            match unsafe { self.call("VIDIOC_QUERYCTRL", ioctl::vidioc_queryctrl, &mut query) } {
+                Ok(_) => {}
+                // EINVAL after the last control ends the walk.
+                Err(e) if e.errno == Errno::EINVAL => break,
+                Err(e) => return Err(e),
+            }
+            let reported = query.id & !next;
+            // A driver that does not move forward would loop for ever.
+            if reported <= id && id != 0 {
+                break;
+            }
+            id = reported;
+            if query.type_ != b::V4L2_CTRL_TYPE_CTRL_CLASS {
+                found.push(ControlInfo::from_raw(&query));
+            }
+        }
+        Ok(ControlTable::new(found))
+    }
+
+    /// `VIDIOC_S_EXT_CTRLS` with one integer control, in the control's own class (what older
+    /// vendor drivers expect, rather than `V4L2_CTRL_WHICH_CUR_VAL`).
+    pub(crate) fn set_ext_control(&self, id: u32, value: i32) -> Result<(), V4l2Error> {
+        let mut control = b::v4l2_ext_control {
+            id,
+            size: 0,
+            reserved2: [0],
+            value: b::v4l2_ext_control_value { value },
+        };
+        self.ext_controls(id, &mut control)
+    }
+
+    /// `VIDIOC_S_EXT_CTRLS` with one compound control: `payload` is the structure the control
+    /// takes, laid out as the driver's header declares it.
+    pub(crate) fn set_compound_control(
+        &self,
+        id: u32,
+        payload: &mut [u8],
+    ) -> Result<(), V4l2Error> {
+        let size = u32::try_from(payload.len())
+            .map_err(|_| self.error("VIDIOC_S_EXT_CTRLS", Errno::E2BIG))?;
+        let mut control = b::v4l2_ext_control {
+            id,
+            size,
+            reserved2: [0],
+            value: b::v4l2_ext_control_value {
+                ptr: payload.as_mut_ptr().cast(),
+            },
+        };
+        self.ext_controls(id, &mut control)
+    }
+
+    fn ext_controls(&self, id: u32, control: &mut b::v4l2_ext_control) -> Result<(), V4l2Error> {
+        let mut controls = b::v4l2_ext_controls {
+            which: id & b::V4L2_CTRL_CLASS_MASK,
+            count: 1,
+            error_idx: 0,
+            request_fd: 0,
+            reserved: [0],
+            controls: control,
+        };
+        // SAFETY: `v4l2_ext_controls` is the request's argument type; `controls` points at one
+        // exclusively borrowed `v4l2_ext_control` (count 1) that outlives the call, and a
+        // compound control's `ptr` points at `size` writable bytes its caller lent for the call.
+        unsafe {
+            self.call(
+                "VIDIOC_S_EXT_CTRLS",
+                ioctl::vidioc_s_ext_ctrls,
+                &mut controls,
+            )
+        }?;
+        Ok(())
+    }
+
     /// `VIDIOC_S_CTRL`; returns the value the driver stored (it may clamp).
     pub(crate) fn set_control(&self, id: u32, value: i32) -> Result<i32, V4l2Error> {
         let mut control = b::v4l2_control { id, value };
@@ -445,6 +530,20 @@ impl AsFd for Device {
     }
 }
 
+fn empty_queryctrl(id: u32) -> b::v4l2_queryctrl {
+    b::v4l2_queryctrl {
+        id,
+        type_: 0,
+        name: [0; 32],
+        minimum: 0,
+        maximum: 0,
+        step: 0,
+        default_value: 0,
+        flags: 0,
+        reserved: [0; 2],
+    }
+}
+
 fn empty_format(buf_type: BufType) -> b::v4l2_format {
     b::v4l2_format {
         type_: buf_type.raw(),
@@ -453,7 +552,7 @@ fn empty_format(buf_type: BufType) -> b::v4l2_format {
 }
 
 /// A NUL-terminated (or full-length) C string field as text.
-fn c_string(bytes: &[u8]) -> String {
+pub(crate) fn c_string(bytes: &[u8]) -> String {
     match CStr::from_bytes_until_nul(bytes) {
         Ok(s) => s.to_string_lossy().into_owned(),
         Err(_) => String::from_utf8_lossy(bytes).into_owned(),
