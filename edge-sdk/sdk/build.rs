@@ -5,7 +5,6 @@
 //! Without either feature this does nothing.
 
 use std::env;
-use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -41,7 +40,8 @@ fn build_shim(fake: bool) {
             "the argus feature builds the libargus shim for Jetson (aarch64); for tests elsewhere use the argus-fake feature"
         );
     }
-    let root = PathBuf::from(env::var_os("FLOWCLOUD_L4T_ROOT").unwrap_or_else(|| "/".into()));
+    let root =
+        std::path::PathBuf::from(env::var_os("FLOWCLOUD_L4T_ROOT").unwrap_or_else(|| "/".into()));
     let include = root.join("usr/src/jetson_multimedia_api/include");
     if !include.join("Argus/Argus.h").is_file() || !include.join("nvbufsurface.h").is_file() {
         panic!(
