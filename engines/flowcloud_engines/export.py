@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         input_height=height,
         classes=args.classes,
         source=f"{args.arch}, weights: {args.weights.describe()}",
-        output_stride=models.OUTPUT_STRIDE,
+        output_stride=models.output_stride(args.arch),
     )
     manifest_path = manifest.write(
         args.out, f"Manifest of {args.out.name}, written by flowcloud_engines.export (opset {OPSET})."

@@ -74,10 +74,37 @@ def test_demo_architecture_exports(tmp_path: Path) -> None:
     assert len(cityscapes.TRAIN_CLASSES) == 19
 
 
+def test_demo_plus_has_logits_at_a_quarter_and_takes_a_demo_checkpoint(tmp_path: Path) -> None:
+    import torch
+
+    demo = models.load("demo", 19, models.Weights.parse("random:3"))
+    checkpoint = tmp_path / "demo.pt"
+    torch.save(demo.state_dict(), checkpoint)
+    plus = models.load("demo_plus", 19, models.Weights.parse(f"partial:{checkpoint}"))
+    # Every layer the two share comes from the checkpoint; the decoder is new.
+    shared = {k: v for k, v in demo.state_dict().items() if not k.startswith("classifier.2")}
+    own = plus.state_dict()
+    assert shared and all(torch.equal(own[k], v) for k, v in shared.items())
+    with pytest.raises(RuntimeError):
+        torch.save({"unrelated.weight": torch.zeros(1)}, tmp_path / "other.pt")
+        models.load("demo_plus", 19, models.Weights.parse(f"partial:{tmp_path / 'other.pt'}"))
+    out = tmp_path / "plus.onnx"
+    assert export.main(["--arch", "demo_plus", "--weights", "random:0", "--size", "64x32", "--out", str(out)]) == 0
+    m = Manifest.read(out)
+    assert m.output_stride == 4
+    x = parity.inputs(m, None, 2, seed=1)
+    logits = parity.make_backend("onnxruntime", out, m)(x)
+    assert logits[0].shape == (19, 8, 16)
+    (r,) = parity.report(parity.make_backend("torch:demo_plus:random:0", out, m),
+                         {"onnxruntime": parity.make_backend("onnxruntime", out, m)}, x)
+    assert r.straight.max_abs_diff <= 1e-4, r
+
+
 def test_weights_spec_is_checked() -> None:
     assert models.Weights.parse("random:7") == models.Weights("random", "7")
     assert models.Weights.parse("checkpoint:a.pt") == models.Weights("checkpoint", "a.pt")
-    for bad in ("random:x", "checkpoint:", "imagenet", "torchvision:foo"):
+    assert models.Weights.parse("partial:a.pt") == models.Weights("partial", "a.pt")
+    for bad in ("random:x", "checkpoint:", "partial:", "imagenet", "torchvision:foo"):
         with pytest.raises(ValueError):
             models.Weights.parse(bad)
 
