@@ -253,6 +253,12 @@ fn start_worker(dir: &ScratchDir, extra: &[String]) -> Result<WorkerProcess> {
         "100000".into(),
         "--log-filter".into(),
         "info".into(),
+        // Deep queues: these tests are about every frame arriving bit-exact, not about keeping
+        // up in real time on a loaded machine (where the worker rightly drops the oldest).
+        "--decode-queue".into(),
+        "256".into(),
+        "--queue-per-stream".into(),
+        "256".into(),
     ];
     args.extend_from_slice(extra);
     let mut worker = WorkerProcess::start(&binary, &dir.join("worker.log"), &args)?;
@@ -526,6 +532,22 @@ fn wait_for_file_len(path: &Path, len: usize) -> Result<()> {
     }
 }
 
+/// Waits (up to the sender timeout) until the worker's log satisfies `done`.
+fn wait_for_log(worker: &WorkerProcess, done: impl Fn(&str) -> bool) -> Result<()> {
+    let deadline = Instant::now() + SENDER_TIMEOUT;
+    loop {
+        let log = worker.log();
+        if done(&log) {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the worker's log never showed it:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn signal(pipeline: &Pipeline, name: &str) -> Result<()> {
     let status = std::process::Command::new("kill")
         .args([&format!("-{name}"), &pipeline.id().to_string()])
@@ -582,8 +604,20 @@ fn failing_senders_are_logged_and_counted_and_others_are_untouched() -> Result<(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Both the stalled and the killed sender are streaming before they fail.
+    for sender in [&stalled, &killed] {
+        let name = sender.anonymous_name();
+        wait_for_log(&worker, |log| log.contains(&format!("stream={name}")))?;
+    }
     signal(&stalled_pipeline, "STOP")?;
     killed_pipeline.kill();
+    let killed_name = killed.anonymous_name();
+    wait_for_log(&worker, |log| {
+        log.lines().any(|l| {
+            l.contains(&killed_name)
+                && (l.contains("connection ended") || l.contains("sender stopped mid-stream"))
+        })
+    })?;
     undecodable_pipeline.wait_success(SENDER_TIMEOUT)?;
     good_pipeline.wait_success(SENDER_TIMEOUT)?;
 
