@@ -17,6 +17,7 @@ use flowcloud_core::framing::Deframer;
 use flowcloud_core::results::ResultView;
 use flowcloud_core::rtcp::{self, RtcpPacket};
 use flowcloud_tests::temp_dir::TempDir;
+use flowcloud_tests::worker_process::http_get;
 use flowcloud_worker::config::WorkerConfig;
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowcloud-worker");
@@ -162,27 +163,6 @@ impl Drop for Worker {
             let _ = self.child.wait();
         }
     }
-}
-
-/// `GET path` over HTTP/1.1: the status and the body.
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let raw = String::from_utf8_lossy(&raw);
-    let bad = || std::io::Error::other(format!("malformed reply: {raw:?}"));
-    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(bad)?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(bad)?;
-    Ok((status, body.to_owned()))
 }
 
 /// What a camera got back from the worker.

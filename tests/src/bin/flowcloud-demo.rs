@@ -21,8 +21,7 @@
 #![allow(clippy::print_stdout)]
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -1069,7 +1068,8 @@ impl Worker {
     }
 
     fn get(&self, path: &str) -> Result<(u16, String)> {
-        http_get(self.http, path).with_context(|| format!("GET http://{}{path}", self.http))
+        flowcloud_tests::worker_process::http_get(self.http, path)
+            .with_context(|| format!("GET http://{}{path}", self.http))
     }
 
     /// Polls `/readyz` until it answers 200.
@@ -1139,26 +1139,4 @@ fn free_ports() -> Result<(SocketAddr, SocketAddr)> {
     let a = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     let b = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok((a.local_addr()?, b.local_addr()?))
-}
-
-/// `GET path` over HTTP/1.1: the status and the body.
-fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let raw = String::from_utf8_lossy(&raw);
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("malformed reply: {raw:?}"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("malformed status line: {head:?}"))?;
-    Ok((status, body.to_owned()))
 }
