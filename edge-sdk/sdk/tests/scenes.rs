@@ -192,6 +192,100 @@ fn one_thread_writes_the_same_bytes_as_two() {
     }
 }
 
+/// Peak signal-to-noise ratio of two 8-bit pictures, dB.
+#[cfg(feature = "openh264")]
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let se: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    10.0 * (255.0f64.powi(2) / (se / a.len() as f64)).log10()
+}
+
+#[cfg(feature = "openh264")]
+#[test]
+fn camera_codec_frames_are_the_same_streets_through_openh264() {
+    let tmp = TempDir::new("codec");
+    let out = tmp.0.to_str().unwrap();
+    let common = [
+        "--out",
+        out,
+        "--sequences",
+        "2",
+        "--frames-per-sequence",
+        "3",
+        "--frame-step",
+        "2",
+        "--width",
+        "160",
+        "--height",
+        "96",
+        "--fps",
+        "10",
+        "--threads",
+        "1",
+    ];
+    let run = |extra: &[&str]| {
+        let output = scenes(&[&common[..], extra].concat());
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    run(&[]);
+    let stdout = run(&["--through-camera-codec", "--city", "h264"]);
+    assert!(stdout.contains("through the camera codec"), "{stdout}");
+
+    let stems: Vec<String> = (0..2)
+        .flat_map(|s| [0, 2, 4].map(|f| format!("{s:06}_{f:06}")))
+        .collect();
+    let mut want: Vec<String> = stems
+        .iter()
+        .map(|s| format!("h264_{s}_leftImg8bit.png"))
+        .collect();
+    want.sort();
+    assert_eq!(files(&tmp.0.join("leftImg8bit/train/h264")), want);
+    for stem in &stems {
+        let path = |tree: &str, city: &str, kind: &str| {
+            tmp.0
+                .join(format!("{tree}/train/{city}/{city}_{stem}_{kind}.png"))
+        };
+        // Labels are the renderer's, untouched.
+        assert_eq!(
+            std::fs::read(path("gtFine", "h264", "gtFine_labelIds")).unwrap(),
+            std::fs::read(path("gtFine", "synth", "gtFine_labelIds")).unwrap(),
+            "{stem}"
+        );
+        // The picture went through 4:2:0 and a lossy encoder: close to the rendered one,
+        // not equal to it.
+        let (info, codec) = decode(&path("leftImg8bit", "h264", "leftImg8bit"));
+        assert_eq!((info.width, info.height), (160, 96));
+        let (_, rendered) = decode(&path("leftImg8bit", "synth", "leftImg8bit"));
+        let db = psnr(&codec, &rendered);
+        assert!(codec != rendered, "{stem}: unchanged by the codec");
+        assert!((20.0..50.0).contains(&db), "{stem}: PSNR {db:.1} dB");
+    }
+
+    // The same arguments write the same bytes.
+    let again = TempDir::new("codec-again");
+    let mut args = common.to_vec();
+    args[1] = again.0.to_str().unwrap();
+    args.extend(["--through-camera-codec", "--city", "h264"]);
+    assert!(scenes(&args).status.success());
+    for name in files(&tmp.0.join("leftImg8bit/train/h264")) {
+        assert_eq!(
+            std::fs::read(tmp.0.join("leftImg8bit/train/h264").join(&name)).unwrap(),
+            std::fs::read(again.0.join("leftImg8bit/train/h264").join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn bad_arguments_are_clear_errors() {
     let tmp = TempDir::new("bad");
@@ -205,6 +299,9 @@ fn bad_arguments_are_clear_errors() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--frame-step"));
     let output = scenes(&["--out", out, "--split", "holdout"]);
     assert!(!output.status.success());
+    let output = scenes(&["--out", out, "--city", "a_b"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("letters and digits"));
 }
 
 #[test]
@@ -224,6 +321,8 @@ fn help_documents_every_flag() {
         "--seed",
         "--fps",
         "--color",
+        "--through-camera-codec",
+        "--city",
         "--threads",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");

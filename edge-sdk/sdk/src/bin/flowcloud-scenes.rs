@@ -56,9 +56,32 @@ struct Args {
     /// Also write `*_gtFine_color.png`, the labels in the Cityscapes palette.
     #[arg(long)]
     color: bool,
+    /// Write every picture as the worker receives it from a camera rather than as rendered:
+    /// each sequence is encoded by the SDK's openh264 encoder at its default settings (0.2 bit
+    /// per pixel per frame, an IDR every two seconds of --fps), decoded again and converted back
+    /// to RGB as the worker does (BT.601 limited range). All frames of a sequence up to the last
+    /// one written go through the encoder, so each written frame has the history it would have
+    /// in a live stream, and each worker thread's sequences follow one another in one stream (a
+    /// camera filming street after street; so here --threads changes the bytes written). Labels
+    /// are unchanged.
+    #[arg(long)]
+    through_camera_codec: bool,
+    /// The "city" part of the file names and folder (lets rendered and codec frames of the same
+    /// streets sit side by side in one data set).
+    #[arg(long, default_value = "synth", value_parser = parse_city)]
+    city: String,
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+}
+
+/// A city name that keeps Cityscapes file names parseable: letters and digits only.
+fn parse_city(s: &str) -> Result<String, String> {
+    if !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?}: 1 to 32 ASCII letters and digits"))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -113,8 +136,12 @@ fn run(args: &Args) -> Result<()> {
         .and_then(|end| end.checked_mul(config.frames_per_sequence))
         .context("--first-sequence + --sequences is too large")?;
     let split = args.split.name();
-    let images = args.out.join("leftImg8bit").join(split).join("synth");
-    let labels = args.out.join("gtFine").join(split).join("synth");
+    #[cfg(not(feature = "openh264"))]
+    if args.through_camera_codec {
+        bail!("--through-camera-codec needs the openh264 feature, which this build lacks");
+    }
+    let images = args.out.join("leftImg8bit").join(split).join(&args.city);
+    let labels = args.out.join("gtFine").join(split).join(&args.city);
     for dir in [&images, &labels] {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -151,12 +178,17 @@ fn run(args: &Args) -> Result<()> {
         })
         .collect();
     println!(
-        "flowcloud-scenes: wrote {} frames ({} sequences × {}) of {}x{} to {} ({split}, seed {}) in {:.1} s; pixels: {}",
+        "flowcloud-scenes: wrote {} frames ({} sequences × {}) of {}x{}{} to {} ({split}, seed {}) in {:.1} s; pixels: {}",
         args.sequences.saturating_mul(args.frames_per_sequence),
         args.sequences,
         args.frames_per_sequence,
         args.width,
         args.height,
+        if args.through_camera_codec {
+            " through the camera codec"
+        } else {
+            ""
+        },
         args.out.display(),
         args.seed,
         started.elapsed().as_secs_f64(),
@@ -184,18 +216,59 @@ fn write_sequences(
     };
     let mut histogram = [0u64; 256];
     let (w, h) = (config.width as u32, config.height as u32);
+    #[cfg(feature = "openh264")]
+    let mut decoded = if args.through_camera_codec {
+        vec![0; config.rgb_len()]
+    } else {
+        Vec::new()
+    };
+    // One stream per thread, through all of its sequences: a camera filming one street after
+    // another, as the demo's camera does, so a street's first frame follows a cut.
+    #[cfg(feature = "openh264")]
+    let mut codec = if args.through_camera_codec {
+        Some(camera_codec::RoundTrip::new(
+            config.width,
+            config.height,
+            config.fps,
+        )?)
+    } else {
+        None
+    };
     for i in (worker as u64..args.sequences).step_by(threads) {
         let sequence = args.first_sequence + i;
-        for j in 0..args.frames_per_sequence {
-            let frame = j * args.frame_step;
+        let last = (args.frames_per_sequence - 1) * args.frame_step;
+        for frame in 0..=last {
+            let written = frame.is_multiple_of(args.frame_step);
+            #[cfg(feature = "openh264")]
+            let through_codec = codec.is_some();
+            #[cfg(not(feature = "openh264"))]
+            let through_codec = false;
+            if !written && !through_codec {
+                continue;
+            }
             scene.render(config.frame_index(sequence, frame), &mut rgb, &mut labels)?;
-            let stem = format!("synth_{sequence:06}_{frame:06}");
+            #[cfg(feature = "openh264")]
+            let picture = match codec.as_mut() {
+                Some(codec) => {
+                    codec
+                        .run(&rgb, &mut decoded)
+                        .with_context(|| format!("sequence {sequence}, frame {frame}"))?;
+                    &decoded
+                }
+                None => &rgb,
+            };
+            #[cfg(not(feature = "openh264"))]
+            let picture = &rgb;
+            if !written {
+                continue;
+            }
+            let stem = format!("{}_{sequence:06}_{frame:06}", args.city);
             write_png(
                 &images.join(format!("{stem}_leftImg8bit.png")),
                 w,
                 h,
                 png::ColorType::Rgb,
-                &rgb,
+                picture,
             )?;
             write_png(
                 &labels_dir.join(format!("{stem}_gtFine_labelIds.png")),
@@ -245,4 +318,102 @@ fn write_png(
         Ok(())
     };
     write().with_context(|| format!("writing {}", path.display()))
+}
+
+/// The camera's codec and the worker's decoder as one step: RGB in, RGB as the worker sees it out.
+#[cfg(feature = "openh264")]
+mod camera_codec {
+    use std::time::Instant;
+
+    use anyhow::{Context, Result, bail};
+    use flowcloud_edge::capture::CapturedFrame;
+    use flowcloud_edge::capture::scene::rgb_to_i420;
+    use flowcloud_edge::encode::openh264::OpenH264Encoder;
+    use flowcloud_edge::encode::{EncoderSettings, VideoEncoder};
+    use flowcloud_edge::picture::{Picture, PixelFormat};
+    use openh264::OpenH264API;
+    use openh264::decoder::{Decoder, DecoderConfig, Flush};
+    use openh264::formats::YUVSource;
+
+    pub(super) struct RoundTrip {
+        width: usize,
+        height: usize,
+        encoder: OpenH264Encoder,
+        decoder: Decoder,
+        i420: Vec<u8>,
+        bitstream: Vec<u8>,
+        frames: u64,
+    }
+
+    impl RoundTrip {
+        pub(super) fn new(width: usize, height: usize, fps: u32) -> Result<Self> {
+            let settings = EncoderSettings::new(width as u32, height as u32, fps);
+            let decoder = Decoder::with_api_config(
+                OpenH264API::from_source(),
+                DecoderConfig::new().flush_after_decode(Flush::Flush),
+            )
+            .context("creating the openh264 decoder")?;
+            Ok(Self {
+                width,
+                height,
+                encoder: OpenH264Encoder::new(settings).context("creating the encoder")?,
+                decoder,
+                i420: vec![0; width * height * 3 / 2],
+                bitstream: Vec::with_capacity(width * height * 2),
+                frames: 0,
+            })
+        }
+
+        /// Encodes `rgb` as the next frame of the stream, decodes it and writes the decoded
+        /// picture to `out` as RGB.
+        pub(super) fn run(&mut self, rgb: &[u8], out: &mut [u8]) -> Result<()> {
+            let (w, h) = (self.width, self.height);
+            rgb_to_i420(rgb, w, h, &mut self.i420)?;
+            let picture = Picture::packed(PixelFormat::I420, w as u32, h as u32, &self.i420)?;
+            let frame = CapturedFrame::new(picture, Instant::now(), self.frames);
+            self.frames += 1;
+            self.encoder.encode(&frame, &mut self.bitstream)?;
+            let decoded = self
+                .decoder
+                .decode(&self.bitstream)
+                .context("decoding")?
+                .context("the decoder returned no picture for a whole access unit")?;
+            if decoded.dimensions() != (w, h) {
+                bail!("decoded {:?}, expected {w}x{h}", decoded.dimensions());
+            }
+            let (ys, us, vs) = decoded.strides();
+            i420_to_rgb(
+                (decoded.y(), ys),
+                (decoded.u(), us),
+                (decoded.v(), vs),
+                w,
+                h,
+                out,
+            );
+            Ok(())
+        }
+    }
+
+    /// BT.601 limited range → RGB with the coefficients of the worker's preprocessing (each
+    /// pixel takes the chroma sample that covers it), rounded to the nearest integer.
+    fn i420_to_rgb(
+        (y, ys): (&[u8], usize),
+        (u, us): (&[u8], usize),
+        (v, vs): (&[u8], usize),
+        width: usize,
+        height: usize,
+        out: &mut [u8],
+    ) {
+        let to_u8 = |c: f32| c.clamp(0.0, 255.0).round() as u8;
+        for (row, out_row) in out.chunks_exact_mut(width * 3).take(height).enumerate() {
+            for (x, px) in out_row.chunks_exact_mut(3).enumerate() {
+                let l = 1.164 * (f32::from(y[row * ys + x]) - 16.0);
+                let cu = f32::from(u[row / 2 * us + x / 2]) - 128.0;
+                let cv = f32::from(v[row / 2 * vs + x / 2]) - 128.0;
+                px[0] = to_u8(l + 1.596 * cv);
+                px[1] = to_u8(l - 0.392 * cu - 0.813 * cv);
+                px[2] = to_u8(l + 2.017 * cu);
+            }
+        }
+    }
 }
