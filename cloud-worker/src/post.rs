@@ -138,6 +138,18 @@ fn tap(dst: usize, input: usize, output: usize) -> Tap {
 /// class 0, and for `c = 1, 2, …` take `c` when `v_c > best`. Ties therefore go to the lowest
 /// index; a NaN never wins a comparison (and a NaN `v_0` keeps class 0).
 ///
+/// # Where the four source pixels agree
+///
+/// Most output pixels lie between four logit pixels with the same clear winner, and there the
+/// result is known without mixing all classes. If each of the four has class `c` as its argmax
+/// with a margin `m = L_c − max_{k≠c} L_k` and `m > 2⁻¹⁶ · M` (`M` the largest |logit| of the
+/// four, finite, at most 1e30, and `m ≥ 1e-30`), the output is `c`: each operation above is
+/// monotone in its inputs for the non-negative weights, so `v_c ≥ v_k` survives rounding, and
+/// the rounding error of `v_c − v_k` is below about 16 units of `2⁻²⁴ · M`, far under the
+/// margin, so `v_c > v_k` does too. The implementation takes that shortcut; the result is
+/// the same bytes as evaluating every pixel (tested against a per-pixel reference, with
+/// margins near the bound). A GPU kernel may take it or not.
+///
 /// # Errors
 ///
 /// [`PostError`] if a size is zero, `classes > 256`, a buffer length does not match, or the
@@ -166,6 +178,7 @@ pub fn upsample_argmax(
 
     let xtaps: Vec<Tap> = (0..out_w).map(|x| tap(x, in_w, out_w)).collect();
     let plane = in_h * in_w;
+    let winners = Winners::new(logits, classes, plane);
 
     // Horizontally interpolated input rows (`top`/`bot` above) for all classes, laid out
     // [class][x]. Consecutive output rows share input rows, so two slots tagged with their
@@ -183,57 +196,183 @@ pub fn upsample_argmax(
         }
     };
 
+    // The agreed class of each output column for the current pair of input rows (`None` where
+    // the four source pixels disagree or are too close to call), recomputed when the pair
+    // changes.
+    let mut agreed: Vec<Option<u8>> = vec![None; out_w];
+    let mut agreed_rows = None;
     // Running max and argmax of the current output row; u32 lanes match the f32 ones.
     let mut best = vec![0f32; out_w];
     let mut arg = vec![0u32; out_w];
     for (y, out_row) in class_map.chunks_exact_mut(out_w).enumerate() {
         let ty = tap(y, in_h, out_h);
-        // Make sure both needed rows are cached, never evicting the other needed one.
-        for need in [ty.i0, ty.i1] {
-            if slots.iter().any(|s| s.0 == Some(need)) {
+        if agreed_rows != Some((ty.i0, ty.i1)) {
+            for (a, t) in agreed.iter_mut().zip(&xtaps) {
+                *a = winners.agreed([
+                    ty.i0 * in_w + t.i0,
+                    ty.i0 * in_w + t.i1,
+                    ty.i1 * in_w + t.i0,
+                    ty.i1 * in_w + t.i1,
+                ]);
+            }
+            agreed_rows = Some((ty.i0, ty.i1));
+        }
+        let mut x = 0;
+        while x < out_w {
+            if let Some(c) = agreed[x] {
+                out_row[x] = c;
+                x += 1;
                 continue;
             }
-            let other = if need == ty.i0 { ty.i1 } else { ty.i0 };
-            let victim = usize::from(slots[0].0 == Some(other));
-            fill(need, slots[victim].1);
-            slots[victim].0 = Some(need);
-        }
-        let top = usize::from(slots[0].0 != Some(ty.i0));
-        let bot = usize::from(slots[0].0 != Some(ty.i1));
-        let (top, bot) = (&*slots[top].1, &*slots[bot].1);
-
-        for c in 0..classes {
-            let t = &top[c * out_w..][..out_w];
-            let b = &bot[c * out_w..][..out_w];
-            if c == 0 {
-                for ((bv, av), (tv, bb)) in best.iter_mut().zip(arg.iter_mut()).zip(t.iter().zip(b))
-                {
-                    *bv = ty.w0 * tv + ty.w1 * bb;
-                    *av = 0;
+            let end = agreed[x..]
+                .iter()
+                .position(Option::is_some)
+                .map_or(out_w, |n| x + n);
+            // Make sure both needed rows are cached, never evicting the other needed one.
+            for need in [ty.i0, ty.i1] {
+                if slots.iter().any(|s| s.0 == Some(need)) {
+                    continue;
                 }
-            } else {
-                // c < 256 was checked above.
+                let other = if need == ty.i0 { ty.i1 } else { ty.i0 };
+                let victim = usize::from(slots[0].0 == Some(other));
+                fill(need, slots[victim].1);
+                slots[victim].0 = Some(need);
+            }
+            let top = usize::from(slots[0].0 != Some(ty.i0));
+            let bot = usize::from(slots[0].0 != Some(ty.i1));
+            let (top, bot) = (&*slots[top].1, &*slots[bot].1);
+            mix_argmax(
+                top,
+                bot,
+                ty,
+                (out_w, x..end),
+                (&mut best[x..end], &mut arg[x..end]),
+            );
+            for (o, &a) in out_row[x..end].iter_mut().zip(&arg[x..end]) {
+                // Class indices are < 256.
                 #[allow(clippy::cast_possible_truncation)]
-                let cu = c as u32;
-                for ((bv, av), (tv, bb)) in best.iter_mut().zip(arg.iter_mut()).zip(t.iter().zip(b))
                 {
-                    let v = ty.w0 * tv + ty.w1 * bb;
-                    // Branch-free selects on same-width lanes so the loop vectorizes.
-                    let greater = v > *bv;
-                    *bv = if greater { v } else { *bv };
-                    *av = if greater { cu } else { *av };
+                    *o = a as u8;
                 }
             }
-        }
-        for (o, &a) in out_row.iter_mut().zip(&arg) {
-            // Class indices are < 256.
-            #[allow(clippy::cast_possible_truncation)]
-            {
-                *o = a as u8;
-            }
+            x = end;
         }
     }
     Ok(())
+}
+
+/// The vertical mix and argmax of [`upsample_argmax`] for output columns `span` of one row:
+/// `top` and `bot` are the horizontally interpolated input rows, `[class][x]` with `out_w`
+/// columns per class.
+fn mix_argmax(
+    top: &[f32],
+    bot: &[f32],
+    ty: Tap,
+    (out_w, span): (usize, core::ops::Range<usize>),
+    (best, arg): (&mut [f32], &mut [u32]),
+) {
+    let classes = top.len() / out_w;
+    for c in 0..classes {
+        let t = &top[c * out_w..][span.clone()];
+        let b = &bot[c * out_w..][span.clone()];
+        if c == 0 {
+            for ((bv, av), (tv, bb)) in best.iter_mut().zip(arg.iter_mut()).zip(t.iter().zip(b)) {
+                *bv = ty.w0 * tv + ty.w1 * bb;
+                *av = 0;
+            }
+        } else {
+            // c < 256 was checked by the caller.
+            #[allow(clippy::cast_possible_truncation)]
+            let cu = c as u32;
+            for ((bv, av), (tv, bb)) in best.iter_mut().zip(arg.iter_mut()).zip(t.iter().zip(b)) {
+                let v = ty.w0 * tv + ty.w1 * bb;
+                // Branch-free selects on same-width lanes so the loop vectorizes.
+                let greater = v > *bv;
+                *bv = if greater { v } else { *bv };
+                *av = if greater { cu } else { *av };
+            }
+        }
+    }
+}
+
+/// Each input pixel's winning class, its margin over the runner-up and its largest |logit|:
+/// what [`upsample_argmax`]'s shortcut needs.
+struct Winners {
+    class: Vec<u8>,
+    margin: Vec<f32>,
+    magnitude: Vec<f32>,
+}
+
+impl Winners {
+    /// The margin must exceed this share of the largest |logit| (see [`upsample_argmax`]).
+    const RELATIVE_MARGIN: f32 = 1.0 / 65536.0;
+    /// ... and this, so that underflow's absolute errors cannot matter ...
+    const MIN_MARGIN: f32 = 1e-30;
+    /// ... and the logits must stay this far below overflow.
+    const MAX_MAGNITUDE: f32 = 1e30;
+
+    fn new(logits: &[f32], classes: usize, plane: usize) -> Self {
+        let first = &logits[..plane];
+        let mut best = first.to_vec();
+        let mut second = vec![f32::NEG_INFINITY; plane];
+        let mut class = vec![0u8; plane];
+        let mut magnitude: Vec<f32> = first.iter().map(|v| v.abs()).collect();
+        // NaN and ±inf rule a pixel out: they poison the margin arithmetic.
+        let mut finite: Vec<bool> = first.iter().map(|v| v.is_finite()).collect();
+        for c in 1..classes {
+            let values = &logits[c * plane..][..plane];
+            // c < 256 was checked by the caller.
+            #[allow(clippy::cast_possible_truncation)]
+            let cu = c as u8;
+            for (i, &v) in values.iter().enumerate() {
+                finite[i] &= v.is_finite();
+                magnitude[i] = magnitude[i].max(v.abs());
+                if v > best[i] {
+                    second[i] = best[i];
+                    best[i] = v;
+                    class[i] = cu;
+                } else if v > second[i] {
+                    second[i] = v;
+                }
+            }
+        }
+        let margin = best
+            .iter()
+            .zip(&second)
+            .zip(&finite)
+            .map(|((b, s), &ok)| if ok { b - s } else { f32::NAN })
+            .collect();
+        Self {
+            class,
+            margin,
+            magnitude,
+        }
+    }
+
+    /// The class all four pixels agree on by a safe margin, if they do.
+    fn agreed(&self, pixels: [usize; 4]) -> Option<u8> {
+        let class = self.class[pixels[0]];
+        let mut margin = f32::INFINITY;
+        let mut magnitude = 0f32;
+        for p in pixels {
+            if self.class[p] != class {
+                return None;
+            }
+            // NaN margins (non-finite logits) fail the comparisons below.
+            margin = if self.margin[p] < margin {
+                self.margin[p]
+            } else if self.margin[p] >= margin {
+                margin
+            } else {
+                f32::NAN
+            };
+            magnitude = magnitude.max(self.magnitude[p]);
+        }
+        let safe = margin > Self::RELATIVE_MARGIN * magnitude
+            && margin >= Self::MIN_MARGIN
+            && magnitude <= Self::MAX_MAGNITUDE;
+        safe.then_some(class)
+    }
 }
 
 /// Counts the pixels of each class: `out[c]` = number of pixels equal to `c`, for
@@ -531,6 +670,127 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Logits whose per-pixel winners lead by margins around the shortcut's bound (and some
+    /// far below it, ties, and non-finite values), at magnitudes from 1e-3 to 1e6. Half the
+    /// cases share one winner and margin over the whole image, so that whole cells sit at the
+    /// bound.
+    fn near_bound_case() -> impl Strategy<Value = (usize, usize, usize, usize, usize, Vec<f32>)> {
+        let margin = || {
+            prop_oneof![
+                Just(Winners::RELATIVE_MARGIN),
+                Just(Winners::RELATIVE_MARGIN * 1.001),
+                Just(Winners::RELATIVE_MARGIN * 0.999),
+                Just(1e-7f32),
+                Just(3e-7f32),
+                Just(0.0f32),
+                Just(0.5f32),
+                Just(f32::NAN),
+                Just(f32::INFINITY),
+            ]
+        };
+        let shared = (any::<bool>(), 0usize..8, margin());
+        (
+            2usize..5,
+            1usize..6,
+            1usize..6,
+            1usize..24,
+            1usize..24,
+            shared,
+        )
+            .prop_flat_map(move |(classes, in_h, in_w, out_h, out_w, shared)| {
+                let plane = in_h * in_w;
+                let pixel = (
+                    0..classes,
+                    prop_oneof![Just(1e-3f32), Just(1.0f32), Just(37.5f32), Just(1e6f32)],
+                    margin(),
+                    proptest::collection::vec(-1.0f32..1.0, classes),
+                );
+                (
+                    Just(classes),
+                    Just(in_h),
+                    Just(in_w),
+                    Just(out_h),
+                    Just(out_w),
+                    proptest::collection::vec(pixel, plane),
+                )
+                    .prop_map(
+                        move |(classes, in_h, in_w, out_h, out_w, pixels)| {
+                            let mut logits = vec![0f32; classes * plane];
+                            for (i, (mut winner, scale, mut margin, noise)) in
+                                pixels.into_iter().enumerate()
+                            {
+                                if shared.0 {
+                                    // The last class against class 0 is the case rounding can
+                                    // break: a tie there goes to class 0.
+                                    winner = if shared.1 < 4 {
+                                        classes - 1
+                                    } else {
+                                        shared.1 % classes
+                                    };
+                                    margin = shared.2;
+                                }
+                                // Runner-up at `scale`, the others below it, the winner `margin`
+                                // (relative to `scale`) above it.
+                                let runner_up = scale * (0.5 + 0.1 * noise[0]);
+                                for c in 0..classes {
+                                    logits[c * plane + i] =
+                                        runner_up - scale * (1.0 + noise[c].abs());
+                                }
+                                logits[((winner + 1) % classes) * plane + i] = runner_up;
+                                logits[winner * plane + i] = if margin.is_finite() {
+                                    runner_up + margin * runner_up.abs()
+                                } else {
+                                    margin
+                                };
+                            }
+                            (classes, in_h, in_w, out_h, out_w, logits)
+                        },
+                    )
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn shortcut_near_its_bound_matches_reference(
+            (classes, in_h, in_w, out_h, out_w, logits) in near_bound_case()
+        ) {
+            let mut got = vec![0u8; out_h * out_w];
+            upsample_argmax(&logits, classes, in_h, in_w, out_h, out_w, &mut got).unwrap();
+            let want = reference_upsample_argmax(&logits, classes, in_h, in_w, out_h, out_w);
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn shortcut_needs_four_confident_agreeing_pixels() {
+        // Four pixels, two classes: class-1 logits minus class-0 logits give the margins.
+        let winners = |class1: [f32; 4]| {
+            let mut logits = vec![1.0f32; 4];
+            logits.extend_from_slice(&class1);
+            Winners::new(&logits, 2, 4)
+        };
+        let all = [0, 1, 2, 3];
+        assert_eq!(winners([3.0; 4]).agreed(all), Some(1));
+        assert_eq!(winners([-3.0; 4]).agreed(all), Some(0));
+        // One pixel disagrees.
+        assert_eq!(winners([3.0, 3.0, 3.0, -3.0]).agreed(all), None);
+        // A tie (goes to class 0 at that pixel, with no margin).
+        assert_eq!(winners([3.0, 3.0, 1.0, 3.0]).agreed([2, 2, 2, 2]), None);
+        // A margin under 2^-16 of the magnitude.
+        assert_eq!(winners([1.00001; 4]).agreed(all), None);
+        assert_eq!(winners([1.0001; 4]).agreed(all), Some(1));
+        // Non-finite logits.
+        assert_eq!(winners([f32::INFINITY; 4]).agreed(all), None);
+        assert_eq!(winners([3.0, 3.0, f32::NAN, 3.0]).agreed(all), None);
+        assert_eq!(
+            winners([3.0, 3.0, f32::NAN, 3.0]).agreed([0, 1, 3, 0]),
+            Some(1)
+        );
+        // Beyond the magnitude bound.
+        assert_eq!(winners([1e31; 4]).agreed(all), None);
     }
 
     #[test]
