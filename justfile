@@ -65,6 +65,7 @@ test: setup
     {{ just_executable() }} fuzz-check
     {{ just_executable() }} fuzz 60
     cargo bench -p flowcloud-core --locked -- --test
+    {{ just_executable() }} bench-models
     cargo bench -p flowcloud-worker --locked --bench pipeline -- --test
     cargo bench -p flowcloud-edge --locked --bench sender -- --test
 
@@ -116,8 +117,21 @@ parity *args:
     .ci/python-env.sh --torch
     PYTHONPATH=engines .venv/bin/python -m flowcloud_engines.parity "$@"
 
+# Export the benchmark's DeepLabV3-ResNet50 (seeded random weights) at 128×128 and 520×520 into engines/build/bench/ (skips those already there).
+bench-models:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    .ci/python-env.sh --torch
+    for side in 128 520; do
+        out="engines/build/bench/deeplabv3-resnet50-$side.onnx"
+        [[ -s "$out" && -s "${out%.onnx}.toml" ]] && continue
+        PYTHONPATH=engines .venv/bin/python -m flowcloud_engines.export --arch deeplabv3_resnet50 \
+            --weights random:0 --size "${side}x${side}" --name "deeplabv3-resnet50-$side" --out "$out"
+    done
+
 # Run the benchmarks: the protocol core (criterion), the worker's CPU path against ONNX Runtime from Python, the edge sender against GStreamer.
 bench:
+    {{ just_executable() }} bench-models
     cargo bench -p flowcloud-core --locked
     cargo bench -p flowcloud-worker --locked --bench pipeline
     cargo bench -p flowcloud-edge --locked --bench sender

@@ -4,24 +4,36 @@
 //! 1. **Inference**: [`OnnxRuntimeEngine`] against ONNX Runtime's own Python API
 //!    (`engines/bench_onnxruntime.py`, run with the repository's `.venv`) on the same model,
 //!    the same input and the same session settings; target ours/Python ≤ 1.1 (medians).
-//! 2. **Whole frame**: a 1280×720 H.264 stream (a synthetic moving picture encoded here with
-//!    openh264) through decode → preprocess → inference → post (upsample + argmax to the frame
-//!    size, histogram, 64-wide class map), as the inference thread of `pipeline.rs` does it;
-//!    target: everything but inference ≤ 10 % of the frame time. For information it also times
-//!    post-processing with the class map at the model's logit resolution.
+//! 2. **Whole frame**: a 1280×720 H.264 stream (the synthetic street scene, as a camera driving
+//!    along it films it, encoded here with openh264) through decode → preprocess → inference →
+//!    post (upsample + argmax to the frame size, histogram, 64-wide class map), as the inference
+//!    thread of `pipeline.rs` does it; target: everything but inference ≤ 10 % of the frame
+//!    time. For information it also times post-processing with the class map at the model's
+//!    logit resolution.
 //!
-//! Models: `engines/tiny/tiny-seg.onnx` (128×128, the CI fixture) and
-//! `engines/tiny/tiny-seg-520.onnx` (the same DeepLabV3-shaped network at 520×520, 65×65 logits).
+//! Models:
+//! - `engines/tiny/tiny-seg.onnx` (128×128, the CI fixture) and `tiny-seg-520.onnx` (the same
+//!   DeepLabV3-shaped network at 520×520);
+//! - `engines/demo/street-demo.onnx` (640×320, the demo model: trained, so its class maps have
+//!   the structure of real ones, which post-processing's speed depends on);
+//! - DeepLabV3-ResNet50 (the deployed graph, seeded random weights: the same work per frame as
+//!   trained ones) at 128×128 and 520×520, exported by `just bench-models` into
+//!   `engines/build/bench/`.
 //!
 //! ```text
-//! cargo bench -p flowcloud-worker --bench pipeline            # the real run (about a minute)
+//! just bench-models                                           # once: export DeepLabV3-ResNet50
+//! cargo bench -p flowcloud-worker --bench pipeline            # the real run (a few minutes)
 //! cargo bench -p flowcloud-worker --bench pipeline -- --test  # smoke test: tiny counts, 128 only
 //! ```
 //!
+//! Each model's run counts follow from its speed (about ten seconds per side and round), so the
+//! 2-second DeepLabV3-ResNet50 at 520×520 gets a handful of runs and the tiny model a thousand.
+//!
 //! As with criterion, the binary run without `--bench` (which `cargo bench` passes), as
 //! `cargo test --all-targets` runs it, does the smoke test too. With the smoke test and without
-//! `.venv`, the Python baseline is skipped, unless `CI` is set (then a missing `.venv` fails the
-//! run). Results of a real run are in `cloud-worker/BENCHMARKS.md`.
+//! `.venv` (or without the exported DeepLabV3-ResNet50), the Python baseline (or that model) is
+//! skipped, unless `CI` is set (then either missing fails the run). Results of a real run are in
+//! `cloud-worker/BENCHMARKS.md`.
 #![allow(clippy::print_stdout, reason = "a benchmark prints its results")]
 
 use std::{
@@ -33,6 +45,10 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail, ensure};
+use flowcloud_edge::capture::{
+    CaptureSource,
+    scene::{SceneConfig, SceneSource},
+};
 use flowcloud_worker::{
     decode::{DecodeOutcome, Decoder, DecoderConfig, OpenH264Decoder},
     engine::{
@@ -76,12 +92,41 @@ struct Plan {
 }
 
 impl Plan {
-    /// Warm-up and timed inference runs per round for a model of `side`×`side`.
-    const fn infer_counts(&self, side: u32) -> (usize, usize) {
-        match (self.smoke, side) {
-            (true, _) => (2, 5),
-            (false, ..=256) => (50, 1000),
-            (false, _) => (20, 300),
+    /// Time to spend per side and round on inference, and on a model's timed whole-frame
+    /// passes, in ms.
+    const INFER_BUDGET_MS: f64 = 10_000.0;
+    const FRAME_BUDGET_MS: f64 = 30_000.0;
+
+    /// Warm-up and timed inference runs per round for a model whose one run takes `run_ms`.
+    fn infer_counts(&self, run_ms: f64) -> (usize, usize) {
+        if self.smoke {
+            return (2, 5);
+        }
+        let timed = clamp_count(Self::INFER_BUDGET_MS / run_ms, 5, 1000);
+        (clamp_count(as_f64(timed) / 20.0, 2, 50), timed)
+    }
+
+    /// How many frames of the stream a model whose inference takes `run_ms` goes through.
+    fn frames_for(&self, run_ms: f64) -> usize {
+        if self.smoke {
+            return self.frames;
+        }
+        let per_pass = Self::FRAME_BUDGET_MS / as_f64(self.timed_passes);
+        clamp_count(per_pass / run_ms, 10, self.frames)
+    }
+}
+
+/// `n` rounded to a count in `min..=max`.
+fn clamp_count(n: f64, min: usize, max: usize) -> usize {
+    if n.is_nan() || n < as_f64(min) {
+        min
+    } else if n > as_f64(max) {
+        max
+    } else {
+        // In range: the cast is exact after rounding.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        {
+            n.round() as usize
         }
     }
 }
@@ -90,6 +135,13 @@ impl Plan {
 struct Model {
     path: PathBuf,
     label: &'static str,
+}
+
+/// Where `just bench-models` writes DeepLabV3-ResNet50 at `side`×`side`.
+fn deeplab_path(root: &Path, side: u32) -> PathBuf {
+    root.join(format!(
+        "engines/build/bench/deeplabv3-resnet50-{side}.onnx"
+    ))
 }
 
 fn main() -> Result<()> {
@@ -129,6 +181,36 @@ fn main() -> Result<()> {
             path: tiny.join("tiny-seg-520.onnx"),
             label: "tiny-seg-520",
         });
+        models.push(Model {
+            path: root.join("engines/demo/street-demo.onnx"),
+            label: "street-demo",
+        });
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    for (side, label) in [(128, "deeplabv3-r50-128"), (520, "deeplabv3-r50-520")] {
+        if smoke && side > 128 {
+            continue;
+        }
+        let path = deeplab_path(&root, side);
+        if !path.exists() {
+            if smoke && !ci {
+                println!(
+                    "note: {} not found, DeepLabV3-ResNet50 is skipped (run `just bench-models`)",
+                    path.display()
+                );
+                continue;
+            }
+            bail!(
+                "{} not found: run `just bench-models` to export DeepLabV3-ResNet50{}",
+                path.display(),
+                if ci {
+                    " (CI is set, so it is required)"
+                } else {
+                    ""
+                }
+            );
+        }
+        models.push(Model { path, label });
     }
 
     let python = python_baseline(&root, smoke)?;
@@ -154,7 +236,7 @@ fn main() -> Result<()> {
         std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
     );
 
-    let stream = encode_stream(plan.frames).context("encoding the synthetic H.264 stream")?;
+    let stream = encode_stream(plan.frames).context("encoding the street scene")?;
     let stream_bytes: usize = stream.iter().map(Vec::len).sum();
 
     let mut infer_rows = Vec::new();
@@ -182,10 +264,11 @@ fn main() -> Result<()> {
             &plan,
         )?;
         check(smoke, &format!("pipeline/{}/infer", model.label));
+        let frames = plan.frames_for(row.ours.median);
         infer_rows.push(row);
-        let row = whole_frame(&mut engine, &manifest, &stream, &plan)?;
+        let row = whole_frame(&mut engine, &manifest, &stream[..frames], &plan)?;
         check(smoke, &format!("pipeline/{}/frame", model.label));
-        frame_rows.push((model.label, manifest, row));
+        frame_rows.push((model.label, manifest, frames, row));
     }
 
     println!();
@@ -200,7 +283,7 @@ fn main() -> Result<()> {
         counts.join(", ")
     );
     println!(
-        "{:<13} {:>8} | {:>24} | {:>24} | {:>7}  target ≤ {RATIO_TARGET:.2}",
+        "{:<17} {:>8} | {:>24} | {:>24} | {:>7}  target ≤ {RATIO_TARGET:.2}",
         "model", "input", "Python median/p90/min", "ours median/p90/min", "ours/Py"
     );
     for r in &infer_rows {
@@ -216,7 +299,7 @@ fn main() -> Result<()> {
             None => ("-".to_owned(), "n/a"),
         };
         println!(
-            "{:<13} {:>8} | {py:>24} | {:>24} | {ratio:>7}  {verdict}",
+            "{:<17} {:>8} | {py:>24} | {:>24} | {ratio:>7}  {verdict}",
             r.label,
             r.input,
             r.ours.triple()
@@ -225,12 +308,13 @@ fn main() -> Result<()> {
 
     println!();
     println!(
-        "Whole frame, {FRAME_W}×{FRAME_H} H.264 ({} frames, {:.0} kB/frame, openh264 encoder \
-         at {} Mbit/s, synthetic), ms per frame, mean over {} timed frames",
+        "Whole frame, {FRAME_W}×{FRAME_H} H.264 (street scene, {} frames, {:.0} kB/frame, \
+         openh264 encoder at {} Mbit/s), ms per frame, mean over {} timed pass(es) of the \
+         first 'frames' frames",
         plan.frames,
         as_f64(stream_bytes) / as_f64(plan.frames) / 1e3,
         BITRATE_BPS / 1_000_000,
-        plan.frames * plan.timed_passes
+        plan.timed_passes
     );
     println!(
         "post = upsample+argmax to {FRAME_W}×{FRAME_H} / histogram / {CLASS_MAP_WIDTH}-wide map; \
@@ -238,15 +322,22 @@ fn main() -> Result<()> {
         OUTSIDE_TARGET * 100.0
     );
     println!(
-        "{:<13} {:>7} {:>8} {:>7} {:>23} {:>7} | {:>8}",
-        "model", "decode", "preproc", "infer", "post (up+argmax/hist/map)", "frame", "outside"
+        "{:<17} {:>6} {:>7} {:>8} {:>9} {:>23} {:>9} | {:>8}",
+        "model",
+        "frames",
+        "decode",
+        "preproc",
+        "infer",
+        "post (up+argmax/hist/map)",
+        "frame",
+        "outside"
     );
-    for (label, _, f) in &frame_rows {
+    for (label, _, frames, f) in &frame_rows {
         let post_total = f.upsample.mean + f.histogram.mean + f.small_map.mean;
         let frame = f.decode.mean + f.preprocess.mean + f.infer.mean + post_total;
         let outside = (frame - f.infer.mean) / frame;
         println!(
-            "{label:<13} {:>7.3} {:>8.3} {:>7.3} {:>7.3} ({:.2}/{:.2}/{:.3}) {frame:>7.2} | {:>6.1} %  {}",
+            "{label:<17} {frames:>6} {:>7.3} {:>8.3} {:>9.3} {:>7.3} ({:.2}/{:.2}/{:.3}) {frame:>9.2} | {:>6.2} %  {}",
             f.decode.mean,
             f.preprocess.mean,
             f.infer.mean,
@@ -261,18 +352,18 @@ fn main() -> Result<()> {
     println!(
         "information: the class map at the model's logit resolution (argmax without upsampling):"
     );
-    for (label, manifest, f) in &frame_rows {
+    for (label, manifest, _, f) in &frame_rows {
         let (lw, lh) = manifest.logits_size();
         let frame = f.decode.mean + f.preprocess.mean + f.infer.mean + f.post_model_res.mean;
         let outside = (frame - f.infer.mean) / frame;
         println!(
-            "{label:<13} post at {lw}×{lh}: {:.3} ms, frame {frame:.2} ms, outside {:.1} %",
+            "{label:<17} post at {lw}×{lh}: {:.3} ms, frame {frame:.2} ms, outside {:.1} %",
             f.post_model_res.mean,
             outside * 100.0
         );
     }
     println!("information: inference time for which the rest would be 10 % (9 × the rest):");
-    for (label, _, f) in &frame_rows {
+    for (label, _, _, f) in &frame_rows {
         let rest_full = f.decode.mean
             + f.preprocess.mean
             + f.upsample.mean
@@ -280,7 +371,7 @@ fn main() -> Result<()> {
             + f.small_map.mean;
         let rest_model = f.decode.mean + f.preprocess.mean + f.post_model_res.mean;
         println!(
-            "{label:<13} {:.0} ms with the full-size class map, {:.0} ms with the logit-size one",
+            "{label:<17} {:.0} ms with the full-size class map, {:.0} ms with the logit-size one",
             9.0 * rest_full,
             9.0 * rest_model
         );
@@ -505,9 +596,14 @@ fn compare_inference(
         manifest.input_height as usize,
         manifest.input_width as usize,
     );
-    let (warmup, iterations) = plan.infer_counts(manifest.input_width);
     let input = formula_input(h, w);
     let mut logits = Vec::new();
+    // One run to warm up, one to see how long a run takes.
+    let batch = InputBatch::for_manifest(&manifest, 1, &input);
+    engine.infer(&batch, &mut logits)?;
+    let start = Instant::now();
+    engine.infer(&batch, &mut logits)?;
+    let (warmup, iterations) = plan.infer_counts(ms_since(start));
     let (mut py_samples, mut ours) = (Vec::new(), Vec::new());
     for _ in 0..plan.rounds {
         if let Some(python) = python {
@@ -537,8 +633,9 @@ fn compare_inference(
 // ---------------------------------------------------------------------------------------------
 // Whole frame
 
-/// A synthetic 720p30 camera-like stream: a textured background panning slowly, a few moving
-/// blocks, a soft gradient in chroma. One access unit per frame (SPS/PPS with the IDRs).
+/// The synthetic street scene (world 1) at 720p30 as a camera driving along one street films
+/// it, encoded with openh264 at [`BITRATE_BPS`] with an IDR every 60 frames. One access unit per
+/// frame (SPS/PPS with the IDRs).
 fn encode_stream(frames: usize) -> Result<Vec<Vec<u8>>> {
     let config = EncoderConfig::new()
         .bitrate(BitRate::from_bps(BITRATE_BPS))
@@ -549,45 +646,22 @@ fn encode_stream(frames: usize) -> Result<Vec<Vec<u8>>> {
         .skip_frames(true)
         .num_threads(1);
     let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)?;
-    let (w, h) = (FRAME_W, FRAME_H);
-    let (cw, ch) = (w / 2, h / 2);
-    let mut yuv = vec![0u8; w * h * 3 / 2];
+    let mut camera = SceneSource::new(SceneConfig::new(FRAME_W, FRAME_H, 1))?.unpaced();
+    let mut yuv = Vec::with_capacity(FRAME_W * FRAME_H * 3 / 2);
     let mut stream = Vec::with_capacity(frames);
     for t in 0..frames {
-        let (y_plane, chroma) = yuv.split_at_mut(w * h);
-        let (u_plane, v_plane) = chroma.split_at_mut(cw * ch);
-        for (row, line) in y_plane.chunks_exact_mut(w).enumerate() {
-            for (col, px) in line.iter_mut().enumerate() {
-                let (x, y) = (col + 2 * t, row);
-                // Blocky texture (a hash per 4×4 cell) over a diagonal gradient.
-                let cell = ((x / 4) as u32).wrapping_mul(73_856_093)
-                    ^ ((y / 4) as u32).wrapping_mul(19_349_663);
-                let texture = (cell.wrapping_mul(2_654_435_761) >> 27) as usize; // 0..32
-                *px = u8::try_from(((x + y) / 12 + texture + 40).min(235)).unwrap_or(235);
-            }
+        let frame = camera.next_frame()?;
+        yuv.clear();
+        for plane in frame.picture.planes() {
+            yuv.extend_from_slice(plane.data);
         }
-        // Three moving blocks.
-        for k in 0..3usize {
-            let (bw, bh) = (160 + 40 * k, 120 + 30 * k);
-            let x0 = (100 + 300 * k + 7 * t * (k + 1)) % (w - bw);
-            let y0 = (80 + 150 * k + 3 * t * (k + 1)) % (h - bh);
-            for line in y_plane.chunks_exact_mut(w).skip(y0).take(bh) {
-                for (i, px) in line[x0..x0 + bw].iter_mut().enumerate() {
-                    *px = u8::try_from(60 + 50 * k + (i % 16)).unwrap_or(200);
-                }
-            }
-        }
-        for (row, (u_line, v_line)) in u_plane
-            .chunks_exact_mut(cw)
-            .zip(v_plane.chunks_exact_mut(cw))
-            .enumerate()
-        {
-            for (col, (u, v)) in u_line.iter_mut().zip(v_line.iter_mut()).enumerate() {
-                *u = u8::try_from(96 + (col + t) * 64 / cw).unwrap_or(160);
-                *v = u8::try_from(96 + row * 64 / ch).unwrap_or(160);
-            }
-        }
-        let source = YUVBuffer::from_vec(yuv.clone(), w, h);
+        ensure!(
+            yuv.len() == FRAME_W * FRAME_H * 3 / 2,
+            "the scene gave {} bytes of I420, expected {}",
+            yuv.len(),
+            FRAME_W * FRAME_H * 3 / 2
+        );
+        let source = YUVBuffer::from_vec(yuv.clone(), FRAME_W, FRAME_H);
         let au = encoder.encode(&source)?.to_vec();
         ensure!(
             !au.is_empty(),
