@@ -452,3 +452,276 @@ pub fn blend_nv12_to_nv12(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::ChannelOrder;
+
+    /// A packed NV12 buffer from its planes: `y` is `height` rows of `width` bytes, `uv` the
+    /// chroma samples row by row.
+    fn nv12(width: u32, height: u32, y: &[u8], uv: &[(u8, u8)]) -> (Vec<u8>, Nv12Layout) {
+        let layout = Nv12Layout::packed(width, height);
+        // Luma rows padded to the pitch (odd widths).
+        let mut data: Vec<u8> = y
+            .chunks_exact(width as usize)
+            .flat_map(|row| {
+                let mut row = row.to_vec();
+                row.resize(layout.pitch as usize, 0);
+                row
+            })
+            .collect();
+        data.extend(uv.iter().flat_map(|&(u, v)| [u, v]));
+        assert_eq!(data.len(), layout.required_len());
+        (data, layout)
+    }
+
+    fn params(out_width: u32, out_height: u32, order: ChannelOrder) -> PreprocessParams {
+        PreprocessParams {
+            out_width,
+            out_height,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            channel_order: order,
+        }
+    }
+
+    fn close(got: &[f32], want: &[f64]) {
+        assert_eq!(got.len(), want.len());
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            assert!((f64::from(g) - w).abs() < 1e-6, "value {i}: {g} != {w}");
+        }
+    }
+
+    #[test]
+    fn preprocess_converts_the_interleaved_chroma() {
+        // BT.601 red: Y=81, U=90, V=240. By hand: c = 1.164·65 = 75.66,
+        // R = 75.66 + 1.596·112 = 254.412, G = 75.66 + 0.392·38 − 0.813·112 = −0.5 → 0,
+        // B = 75.66 − 2.017·38 = −0.986 → 0; normalized with mean 0, std 1: R/255.
+        let (data, layout) = nv12(2, 2, &[81; 4], &[(90, 240)]);
+        let frame = Nv12::new(&data, layout).unwrap();
+        let mut out = vec![9.0; 12];
+        preprocess_nv12(&frame, &params(2, 2, ChannelOrder::Rgb), &mut out).unwrap();
+        let r = 254.412 / 255.0;
+        close(&out, &[r, r, r, r, 0., 0., 0., 0., 0., 0., 0., 0.]);
+        // BGR: the same values, planes swapped.
+        preprocess_nv12(&frame, &params(2, 2, ChannelOrder::Bgr), &mut out).unwrap();
+        close(&out, &[0., 0., 0., 0., 0., 0., 0., 0., r, r, r, r]);
+    }
+
+    #[test]
+    fn preprocess_interpolates_rgb_between_integer_positions() {
+        // Row of black (Y=16 → 0) and over-white (Y=255 → 1.164·239 = 278.2, clamped to 255),
+        // 2×1 → 4×1. Positions (ox + 0.5)·2/4 − 0.5 = −0.25, 0.25, 0.75, 1.25 → clamped:
+        // weights of the right pixel 0, 0.25, 0.75 and the right pixel itself.
+        // Mean 0.5, std 0.5: (c/255 − 0.5)/0.5 → −1, −0.5, 0.5, 1.
+        let (data, layout) = nv12(2, 1, &[16, 255], &[(128, 128)]);
+        let frame = Nv12::new(&data, layout).unwrap();
+        let p = PreprocessParams {
+            out_width: 4,
+            out_height: 1,
+            mean: [0.5; 3],
+            std: [0.5; 3],
+            channel_order: ChannelOrder::Rgb,
+        };
+        let mut out = vec![0.0; 12];
+        preprocess_nv12(&frame, &p, &mut out).unwrap();
+        close(
+            &out,
+            &[-1., -0.5, 0.5, 1., -1., -0.5, 0.5, 1., -1., -0.5, 0.5, 1.],
+        );
+    }
+
+    #[test]
+    fn preprocess_reads_a_pitched_layout() {
+        // Pitch 8 and a gap before the chroma plane: padding bytes (200) must not be read.
+        let layout = Nv12Layout {
+            width: 2,
+            height: 2,
+            pitch: 8,
+            chroma_offset: 24,
+        };
+        let mut data = vec![200u8; layout.required_len()];
+        data[..2].copy_from_slice(&[16, 16]);
+        data[8..10].copy_from_slice(&[16, 16]);
+        data[24..26].copy_from_slice(&[128, 128]);
+        let frame = Nv12::new(&data, layout).unwrap();
+        let mut out = vec![9.0; 3];
+        preprocess_nv12(&frame, &params(1, 1, ChannelOrder::Rgb), &mut out).unwrap();
+        assert_eq!(out, [0.0; 3]);
+    }
+
+    #[test]
+    fn preprocess_refuses_bad_sizes() {
+        let (data, layout) = nv12(2, 2, &[16; 4], &[(128, 128)]);
+        assert!(matches!(
+            Nv12::new(&data[..5], layout),
+            Err(ShapeError::Length { .. })
+        ));
+        let narrow = Nv12Layout { pitch: 1, ..layout };
+        assert!(matches!(
+            Nv12::new(&data, narrow),
+            Err(ShapeError::Layout(_))
+        ));
+        let frame = Nv12::new(&data, layout).unwrap();
+        let mut out = vec![0.0; 11];
+        assert!(matches!(
+            preprocess_nv12(&frame, &params(2, 2, ChannelOrder::Rgb), &mut out),
+            Err(ShapeError::Length { expected: 12, .. })
+        ));
+        assert!(matches!(
+            preprocess_nv12(&frame, &params(0, 2, ChannelOrder::Rgb), &mut []),
+            Err(ShapeError::Dimension { .. })
+        ));
+    }
+
+    #[test]
+    fn f16_conversion_rounds_to_nearest_even() {
+        for (x, bits) in [
+            (1.0f32, 0x3c00u16),
+            (-2.0, 0xc000),
+            (0.0, 0x0000),
+            (-0.0, 0x8000),
+            (65504.0, 0x7bff),            // largest finite
+            (65520.0, 0x7c00),            // half way to 65536: ties to even, which is infinity
+            (1.0 + 1.0 / 2048.0, 0x3c00), // tie: stays even
+            (1.0 + 3.0 / 2048.0, 0x3c02), // tie: rounds up to even
+            (2f32.powi(-24), 0x0001),     // smallest subnormal
+            (2f32.powi(-25), 0x0000),     // half of it: ties to even (zero)
+            (0.75 * 2f32.powi(-24), 0x0001),
+            (2f32.powi(-14), 0x0400), // smallest normal
+            (f32::INFINITY, 0x7c00),
+        ] {
+            assert_eq!(f32_to_f16_bits(x), bits, "{x}");
+        }
+        assert_eq!(f32_to_f16_bits(f32::NAN) & 0x7e00, 0x7e00);
+        // Every finite binary16 value converts back exactly.
+        for h in (0..=u16::MAX).filter(|h| h & 0x7c00 != 0x7c00) {
+            assert_eq!(f32_to_f16_bits(f16_bits_to_f32(h)), h, "{h:#06x}");
+        }
+    }
+
+    fn shape(classes: u32, in_width: u32, out_width: u32) -> LogitShape {
+        LogitShape {
+            classes,
+            in_height: 1,
+            in_width,
+            out_height: 1,
+            out_width,
+        }
+    }
+
+    #[test]
+    fn upsample_puts_the_boundary_half_way() {
+        // 1×2 → 1×8, class 0 = [1, 0], class 1 = [0, 1]. src = (d + 0.5)·0.25 − 0.5 clamped:
+        // 0, 0, 0.125, 0.375, 0.625, 0.875, 1, 1; v0 = 1 − src, v1 = src: class 1 from d = 4.
+        let logits = [1.0, 0.0, 0.0, 1.0];
+        let mut map = [9u8; 8];
+        upsample_argmax(&logits, &shape(2, 2, 8), &mut map).unwrap();
+        assert_eq!(map, [0, 0, 0, 0, 1, 1, 1, 1]);
+        // The same logits as binary16.
+        let half = logits.map(f32_to_f16_bits);
+        upsample_argmax_f16(&half, &shape(2, 2, 8), &mut map).unwrap();
+        assert_eq!(map, [0, 0, 0, 0, 1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn upsample_ties_go_to_the_lowest_class() {
+        // 1×2 → 1×1: src = 0.5·2 − 0.5 = 0.5, weights ½ and ½. v0 = 0, v1 = v2 = 0.5.
+        let logits = [0.0, 0.0, 1.0, 0.0, 0.0, 1.0];
+        let mut map = [9u8; 1];
+        upsample_argmax(&logits, &shape(3, 2, 1), &mut map).unwrap();
+        assert_eq!(map, [1]);
+    }
+
+    #[test]
+    fn upsample_nan_never_wins() {
+        let mut map = [9u8; 1];
+        // A NaN class 1 loses to class 2.
+        upsample_argmax(&[1.0, f32::NAN, 2.0], &shape(3, 1, 1), &mut map).unwrap();
+        assert_eq!(map, [2]);
+        // A NaN class 0 keeps class 0: nothing compares greater than NaN.
+        upsample_argmax(&[f32::NAN, 5.0], &shape(2, 1, 1), &mut map).unwrap();
+        assert_eq!(map, [0]);
+    }
+
+    #[test]
+    fn upsample_refuses_bad_shapes() {
+        let mut map = [0u8; 2];
+        assert!(matches!(
+            upsample_argmax(&[0.0; 2], &shape(0, 2, 2), &mut map),
+            Err(ShapeError::Dimension {
+                what: "classes",
+                ..
+            })
+        ));
+        assert!(matches!(
+            upsample_argmax(&[0.0; 3], &shape(2, 2, 2), &mut map),
+            Err(ShapeError::Length { what: "logits", .. })
+        ));
+        assert!(matches!(
+            upsample_argmax(&[0.0; 257], &shape(257, 1, 2), &mut map),
+            Err(ShapeError::Dimension { .. })
+        ));
+    }
+
+    fn palette() -> Palette {
+        let mut p = [[0u8; 3]; 256];
+        p[3] = [200, 100, 0];
+        p[7] = [1, 2, 3];
+        p
+    }
+
+    #[test]
+    fn colorize_paints_the_palette() {
+        let mut rgba = [0u8; 12];
+        colorize_rgba(&[3, 7, 200], &palette(), &mut rgba).unwrap();
+        assert_eq!(rgba, [200, 100, 0, 255, 1, 2, 3, 255, 0, 0, 0, 255]);
+        assert!(colorize_rgba(&[3], &palette(), &mut rgba).is_err());
+    }
+
+    #[test]
+    fn blend_one_pixel_by_hand() {
+        // Frame Y=126, U=V=128: F = 1.164·110 = 128.04 in each channel. Class 3 = (200, 100, 0),
+        // alpha ½: round(64.02 + 100) = 164, round(64.02 + 50) = 114, round(64.02 + 0) = 64.
+        let (data, layout) = nv12(1, 1, &[126], &[(128, 128)]);
+        let frame = Nv12::new(&data, layout).unwrap();
+        let mut rgba = [0u8; 4];
+        blend_nv12_rgba(&frame, &[3], &palette(), 0.5, &mut rgba).unwrap();
+        assert_eq!(rgba, [164, 114, 64, 255]);
+        // Alpha 0: the frame rounded (128.04 → 128); alpha 1: the palette colour.
+        blend_nv12_rgba(&frame, &[3], &palette(), 0.0, &mut rgba).unwrap();
+        assert_eq!(rgba, [128, 128, 128, 255]);
+        blend_nv12_rgba(&frame, &[3], &palette(), 1.0, &mut rgba).unwrap();
+        assert_eq!(rgba, [200, 100, 0, 255]);
+
+        // Back to NV12: Y = ((66·164 + 129·114 + 25·64 + 128) >> 8) + 16 = (27258 >> 8) + 16 =
+        // 122. The one chroma sample sums the pixel four times (656, 456, 256):
+        // U = ((−38·656 − 74·456 + 112·256 + 512) >> 10) + 128 = (−29488 >> 10) + 128 = 99,
+        // V = ((112·656 − 94·456 − 18·256 + 512) >> 10) + 128 = (26512 >> 10) + 128 = 153.
+        let out_layout = Nv12Layout::packed(1, 1);
+        let mut out = vec![0u8; out_layout.required_len()];
+        blend_nv12_to_nv12(&frame, &[3], &palette(), 0.5, &mut out, out_layout).unwrap();
+        assert_eq!(out, [122, 0, 99, 153]);
+    }
+
+    #[test]
+    fn blend_refuses_bad_alpha_and_sizes() {
+        let (data, layout) = nv12(1, 1, &[126], &[(128, 128)]);
+        let frame = Nv12::new(&data, layout).unwrap();
+        let mut rgba = [0u8; 4];
+        for alpha in [-0.1, 1.5, f32::NAN] {
+            assert!(matches!(
+                blend_nv12_rgba(&frame, &[3], &palette(), alpha, &mut rgba),
+                Err(ShapeError::Alpha(_))
+            ));
+        }
+        assert!(blend_nv12_rgba(&frame, &[3, 3], &palette(), 0.5, &mut rgba).is_err());
+        let mut out = [0u8; 16];
+        let other = Nv12Layout::packed(2, 2);
+        assert!(matches!(
+            blend_nv12_to_nv12(&frame, &[3], &palette(), 0.5, &mut out[..6], other),
+            Err(ShapeError::Layout(_))
+        ));
+    }
+}

@@ -5,6 +5,7 @@
 //! Without the wheel the tests say SKIP and how to install it, except in CI (`CI` set), where
 //! a missing wheel fails them.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use flowcloud_cuda::nvrtc::{NVRTC_LIB_ENV, compile_options};
@@ -44,7 +45,8 @@ fn pinned_nvrtc() -> Option<Nvrtc> {
             path.display()
         );
         assert!(!in_ci(), "{msg}");
-        eprintln!("SKIP: {msg}");
+        // Straight to stderr: libtest hides eprintln! output of passing tests.
+        let _ = writeln!(std::io::stderr(), "SKIP: {msg}");
         return None;
     }
     match Nvrtc::from_path(&path) {
@@ -59,11 +61,15 @@ fn ptx_isa(ptx: &str) -> (u32, u32) {
         .lines()
         .find_map(|l| l.trim().strip_prefix(".version "))
         .unwrap_or_else(|| panic!("no .version in PTX:\n{ptx}"));
+    let number = |s: &str| {
+        s.parse()
+            .unwrap_or_else(|_| panic!("bad .version {line:?}"))
+    };
     let (major, minor) = line
         .trim()
         .split_once('.')
         .unwrap_or_else(|| panic!("bad .version {line:?}"));
-    (major.parse().unwrap(), minor.parse().unwrap())
+    (number(major), number(minor))
 }
 
 fn ptx_target(ptx: &str) -> &str {
