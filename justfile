@@ -61,6 +61,7 @@ test: setup
     cargo test -p flowcloud-core --no-default-features --locked --lib
     cargo test -p flowcloud-edge --features argus-fake --locked --lib argus
     {{ just_executable() }} engines-test
+    {{ just_executable() }} cuda-check
     {{ just_executable() }} v4l2-vm
     {{ just_executable() }} fuzz-check
     {{ just_executable() }} fuzz 60
@@ -96,6 +97,11 @@ fuzz seconds="60": _fuzz-crate
 engines-test:
     .ci/python-env.sh --torch
     .venv/bin/python -m pytest -q engines/tests
+
+# The CUDA kernels without a GPU: every kernel compiled to PTX by the pinned NVRTC 13.0 (installed into .venv/nvrtc-13.0), the "not available" errors, the CPU references.
+cuda-check:
+    .ci/nvrtc-env.sh
+    CI="${CI:-1}" cargo test -p flowcloud-cuda --locked
 
 # Export a network to ONNX with its manifest, e.g. `just export --arch deeplabv3_resnet50 --weights torchvision --size 1024x512 --out engines/build/dl.onnx`.
 export *args:

@@ -1,0 +1,226 @@
+//! Which GPU backends this machine can use, and why not: probed once at start, reported as
+//! data so the worker can print it and fall back to the CPU path.
+
+use std::fmt;
+
+use crate::error::CudaError;
+use crate::nvrtc::Nvrtc;
+
+/// The oldest compute capability the kernels' PTX can target: CUDA 13 compiles for Turing
+/// (7.5) and newer only.
+pub const MIN_COMPUTE_CAPABILITY: (i32, i32) = (7, 5);
+
+/// The NVDEC library the Video Codec SDK's decoder needs, installed with the driver.
+pub const NVDEC_LIBRARY: &str = "libnvcuvid.so.1";
+
+/// One probe's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Usable; what was found (a version, a library name).
+    Available(String),
+    /// Not usable; why.
+    Unavailable(String),
+}
+
+impl Probe {
+    /// Whether it is usable.
+    #[must_use]
+    pub const fn is_available(&self) -> bool {
+        matches!(self, Self::Available(_))
+    }
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Available(what) => write!(f, "yes ({what})"),
+            Self::Unavailable(why) => write!(f, "no: {why}"),
+        }
+    }
+}
+
+/// A GPU the driver sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuDevice {
+    /// Its index.
+    pub ordinal: usize,
+    /// Its name.
+    pub name: String,
+    /// Its compute capability (major, minor).
+    pub compute_capability: (i32, i32),
+}
+
+impl GpuDevice {
+    /// Whether the kernels can run on it.
+    #[must_use]
+    pub fn supported(&self) -> bool {
+        self.compute_capability >= MIN_COMPUTE_CAPABILITY
+    }
+}
+
+/// What the GPU path needs, probed: the driver and its GPUs, NVRTC (for the kernels), NVDEC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The CUDA driver (`libcuda.so.1`) and `cuInit`.
+    pub driver: Probe,
+    /// The GPUs the driver sees (empty without a driver).
+    pub devices: Vec<GpuDevice>,
+    /// NVRTC, which compiles the kernels.
+    pub nvrtc: Probe,
+    /// The NVDEC library.
+    pub nvdec: Probe,
+}
+
+impl Capabilities {
+    /// Probes everything; never fails (each failure is a [`Probe::Unavailable`]).
+    #[must_use]
+    pub fn probe() -> Self {
+        let (driver, devices) = match probe_devices() {
+            Ok(devices) => (
+                Probe::Available(format!("{} GPU(s)", devices.len())),
+                devices,
+            ),
+            Err(e) => (Probe::Unavailable(e.to_string()), Vec::new()),
+        };
+        let nvrtc = match Nvrtc::load() {
+            Ok(nvrtc) => Probe::Available(format!("NVRTC {}", nvrtc.version())),
+            Err(e) => Probe::Unavailable(e.to_string()),
+        };
+        // SAFETY: loading the NVDEC library runs its initializers, which have no
+        // preconditions; it is unloaded again at once.
+        let nvdec = match unsafe { libloading::Library::new(NVDEC_LIBRARY) } {
+            Ok(_) => Probe::Available(NVDEC_LIBRARY.to_owned()),
+            Err(e) => Probe::Unavailable(format!(
+                "{NVDEC_LIBRARY} cannot be loaded ({e}); it comes with the NVIDIA driver"
+            )),
+        };
+        Self {
+            driver,
+            devices,
+            nvrtc,
+            nvdec,
+        }
+    }
+
+    /// Why the CUDA kernels cannot run on GPU `ordinal`, or `None` when they can.
+    #[must_use]
+    pub fn kernels_unavailable(&self, ordinal: usize) -> Option<String> {
+        if let Probe::Unavailable(why) = &self.driver {
+            return Some(why.clone());
+        }
+        let Some(device) = self.devices.get(ordinal) else {
+            return Some(
+                CudaError::NoDevice {
+                    ordinal,
+                    count: self.devices.len(),
+                }
+                .to_string(),
+            );
+        };
+        if !device.supported() {
+            return Some(
+                CudaError::ComputeCapability {
+                    ordinal,
+                    name: device.name.clone(),
+                    found: device.compute_capability,
+                    needed: MIN_COMPUTE_CAPABILITY,
+                }
+                .to_string(),
+            );
+        }
+        match &self.nvrtc {
+            Probe::Unavailable(why) => Some(why.clone()),
+            Probe::Available(_) => None,
+        }
+    }
+
+    /// Why NVDEC decoding cannot run on GPU `ordinal`, or `None` when it can.
+    #[must_use]
+    pub fn nvdec_unavailable(&self, ordinal: usize) -> Option<String> {
+        if let Probe::Unavailable(why) = &self.driver {
+            return Some(why.clone());
+        }
+        if ordinal >= self.devices.len() {
+            return Some(
+                CudaError::NoDevice {
+                    ordinal,
+                    count: self.devices.len(),
+                }
+                .to_string(),
+            );
+        }
+        match &self.nvdec {
+            Probe::Unavailable(why) => Some(why.clone()),
+            Probe::Available(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Capabilities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "CUDA driver: {}", self.driver)?;
+        for d in &self.devices {
+            let (major, minor) = d.compute_capability;
+            let note = if d.supported() {
+                ""
+            } else {
+                " (too old for the kernels)"
+            };
+            writeln!(
+                f,
+                "  GPU {}: {} (compute {major}.{minor}){note}",
+                d.ordinal, d.name
+            )?;
+        }
+        writeln!(f, "NVRTC (CUDA kernels): {}", self.nvrtc)?;
+        write!(f, "NVDEC: {}", self.nvdec)
+    }
+}
+
+/// The driver's GPUs, or why there are none.
+pub(crate) fn probe_devices() -> Result<Vec<GpuDevice>, CudaError> {
+    use cudarc::driver::{result, sys::CUdevice_attribute};
+
+    init_driver()?;
+    let count = result::device::get_count().map_err(driver_error("cuDeviceGetCount"))?;
+    let mut devices = Vec::new();
+    for index in 0..count {
+        let dev = result::device::get(index).map_err(driver_error("cuDeviceGet"))?;
+        let name = result::device::get_name(dev).map_err(driver_error("cuDeviceGetName"))?;
+        let attribute = |attr| {
+            // SAFETY: `dev` is a device handle the driver just returned.
+            unsafe { result::device::get_attribute(dev, attr) }
+                .map_err(driver_error("cuDeviceGetAttribute"))
+        };
+        let major = attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+        let minor = attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+        devices.push(GpuDevice {
+            ordinal: usize::try_from(index).unwrap_or_default(),
+            name,
+            compute_capability: (major, minor),
+        });
+    }
+    Ok(devices)
+}
+
+/// Checks that the driver library is there (cudarc's loader panics when it is not), then
+/// `cuInit`.
+pub(crate) fn init_driver() -> Result<(), CudaError> {
+    // SAFETY: probing loads candidate libraries by name and unloads them; no other effect.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err(CudaError::DriverNotFound {
+            tried: cudarc::get_lib_name_candidates("cuda"),
+        });
+    }
+    cudarc::driver::result::init().map_err(driver_error("cuInit"))
+}
+
+/// Maps a driver error to [`CudaError::Driver`] for `call`.
+pub(crate) fn driver_error(
+    call: &'static str,
+) -> impl Fn(cudarc::driver::DriverError) -> CudaError {
+    move |e| CudaError::Driver {
+        call,
+        status: format!("{:?}", e.0),
+    }
+}
