@@ -138,17 +138,24 @@ fn tap(dst: usize, input: usize, output: usize) -> Tap {
 /// class 0, and for `c = 1, 2, …` take `c` when `v_c > best`. Ties therefore go to the lowest
 /// index; a NaN never wins a comparison (and a NaN `v_0` keeps class 0).
 ///
-/// # Where the four source pixels agree
+/// # Shortcuts that give the same bytes
 ///
-/// Most output pixels lie between four logit pixels with the same clear winner, and there the
-/// result is known without mixing all classes. If each of the four has class `c` as its argmax
-/// with a margin `m = L_c − max_{k≠c} L_k` and `m > 2⁻¹⁶ · M` (`M` the largest |logit| of the
-/// four, finite, at most 1e30, and `m ≥ 1e-30`), the output is `c`: each operation above is
-/// monotone in its inputs for the non-negative weights, so `v_c ≥ v_k` survives rounding, and
-/// the rounding error of `v_c − v_k` is below about 16 units of `2⁻²⁴ · M`, far under the
-/// margin, so `v_c > v_k` does too. The implementation takes that shortcut; the result is
-/// the same bytes as evaluating every pixel (tested against a per-pixel reference, with
-/// margins near the bound). A GPU kernel may take it or not.
+/// Every output pixel lies in a *cell*: the four logit pixels its taps read. Two facts about a
+/// cell let the implementation skip work without changing a single output byte. Each rests on
+/// the operations above being monotone in their inputs for the non-negative weights, and on
+/// their rounding error being below about 16 units of `2⁻²⁴ · M` (`M` the largest |logit| of
+/// the cell), far under a margin of `2⁻¹⁶ · M`. Both apply only when the cell's logits are
+/// finite, at most 1e30 in magnitude, and the margins at least 1e-30.
+///
+/// 1. **Agreement.** If each of the four pixels has class `c` as its argmax with a margin
+///    `m = L_c − max_{k≠c} L_k > 2⁻¹⁶ · M`, every output pixel of the cell is `c`.
+/// 2. **Candidates.** Let `floor = max_c min(L_c over the four pixels)`. A class `k` with
+///    `max(L_k over the four pixels) < floor − 2⁻¹⁶ · M` is below that class everywhere in the
+///    cell, so it is never the argmax; only the other classes are mixed, in index order (the
+///    first maximum among them is the first among all).
+///
+/// Both are tested against a per-pixel reference, with margins around the bound. A GPU kernel
+/// may take them or not.
 ///
 /// # Errors
 ///
@@ -173,123 +180,121 @@ pub fn upsample_argmax(
     }
     check_len("logits", product(&[classes, in_h, in_w])?, logits.len())?;
     check_len("class_map", product(&[out_h, out_w])?, class_map.len())?;
-    // Scratch below is classes × out_w floats per cached row; bound it too.
-    let hrow_len = product(&[classes, out_w, 2])?;
 
     let xtaps: Vec<Tap> = (0..out_w).map(|x| tap(x, in_w, out_w)).collect();
-    let plane = in_h * in_w;
-    let winners = Winners::new(logits, classes, plane);
-
-    // Horizontally interpolated input rows (`top`/`bot` above) for all classes, laid out
-    // [class][x]. Consecutive output rows share input rows, so two slots tagged with their
-    // input row index avoid recomputing them (an 8× upsample reuses each row 8 times).
-    let mut hrows = vec![0f32; hrow_len];
-    let (slot0, slot1) = hrows.split_at_mut(classes * out_w);
-    let mut slots: [(Option<usize>, &mut [f32]); 2] = [(None, slot0), (None, slot1)];
-
-    let fill = |row: usize, buf: &mut [f32]| {
-        for (c, out) in buf.chunks_exact_mut(out_w).enumerate() {
-            let src = &logits[c * plane + row * in_w..][..in_w];
-            for (o, t) in out.iter_mut().zip(&xtaps) {
-                *o = t.w0 * src[t.i0] + t.w1 * src[t.i1];
-            }
+    let (xw0, xw1): (Vec<f32>, Vec<f32>) = xtaps.iter().map(|t| (t.w0, t.w1)).unzip();
+    // Runs of output columns with the same taps: the columns of one cell. Taps are monotone in
+    // the column, so each cell is one run.
+    let mut runs: Vec<(usize, usize, Tap)> = Vec::new();
+    for (x, t) in xtaps.iter().enumerate() {
+        match runs.last_mut() {
+            Some((_, end, last)) if (last.i0, last.i1) == (t.i0, t.i1) => *end = x + 1,
+            _ => runs.push((x, x + 1, *t)),
         }
+    }
+    let plane = in_h * in_w;
+    let cells = Cells {
+        logits,
+        classes,
+        plane,
+        winners: Winners::new(logits, classes, plane),
     };
 
-    // The agreed class of each output column for the current pair of input rows (`None` where
-    // the four source pixels disagree or are too close to call), recomputed when the pair
-    // changes.
-    let mut agreed: Vec<Option<u8>> = vec![None; out_w];
-    let mut agreed_rows = None;
-    // Running max and argmax of the current output row; u32 lanes match the f32 ones.
+    // What each run holds for the current pair of input rows: its agreed class, or the
+    // candidate classes to mix (`candidates[run]`), recomputed when the pair changes.
+    let mut agreed: Vec<Option<u8>> = vec![None; runs.len()];
+    let mut candidates: Vec<Vec<u8>> = vec![Vec::with_capacity(classes); runs.len()];
+    let mut current_rows = None;
+    // Running max and argmax of one run; u32 lanes match the f32 ones.
     let mut best = vec![0f32; out_w];
     let mut arg = vec![0u32; out_w];
     for (y, out_row) in class_map.chunks_exact_mut(out_w).enumerate() {
         let ty = tap(y, in_h, out_h);
-        if agreed_rows != Some((ty.i0, ty.i1)) {
-            for (a, t) in agreed.iter_mut().zip(&xtaps) {
-                *a = winners.agreed([
-                    ty.i0 * in_w + t.i0,
-                    ty.i0 * in_w + t.i1,
-                    ty.i1 * in_w + t.i0,
-                    ty.i1 * in_w + t.i1,
-                ]);
+        if current_rows != Some((ty.i0, ty.i1)) {
+            for ((&(_, _, tx), agreed), candidates) in
+                runs.iter().zip(&mut agreed).zip(&mut candidates)
+            {
+                let pixels = [
+                    ty.i0 * in_w + tx.i0,
+                    ty.i0 * in_w + tx.i1,
+                    ty.i1 * in_w + tx.i0,
+                    ty.i1 * in_w + tx.i1,
+                ];
+                *agreed = cells.winners.agreed(pixels);
+                if agreed.is_none() {
+                    cells.candidates(pixels, candidates);
+                }
             }
-            agreed_rows = Some((ty.i0, ty.i1));
+            current_rows = Some((ty.i0, ty.i1));
         }
-        let mut x = 0;
-        while x < out_w {
-            if let Some(c) = agreed[x] {
-                out_row[x] = c;
-                x += 1;
+        for ((&(start, end, tx), agreed), candidates) in runs.iter().zip(&agreed).zip(&candidates) {
+            let out = &mut out_row[start..end];
+            if let Some(c) = *agreed {
+                out.fill(c);
                 continue;
             }
-            let end = agreed[x..]
-                .iter()
-                .position(Option::is_some)
-                .map_or(out_w, |n| x + n);
-            // Make sure both needed rows are cached, never evicting the other needed one.
-            for need in [ty.i0, ty.i1] {
-                if slots.iter().any(|s| s.0 == Some(need)) {
-                    continue;
+            let (best, arg) = (&mut best[start..end], &mut arg[start..end]);
+            let (w0, w1) = (&xw0[start..end], &xw1[start..end]);
+            for (j, &k) in candidates.iter().enumerate() {
+                let at = |row: usize, col: usize| logits[usize::from(k) * plane + row * in_w + col];
+                let (a, b) = (at(ty.i0, tx.i0), at(ty.i0, tx.i1));
+                let (c, d) = (at(ty.i1, tx.i0), at(ty.i1, tx.i1));
+                let k = u32::from(k);
+                // Branch-free selects on same-width lanes so the loops vectorize.
+                for (((bv, av), &w0), &w1) in best.iter_mut().zip(arg.iter_mut()).zip(w0).zip(w1) {
+                    let top = w0 * a + w1 * b;
+                    let bot = w0 * c + w1 * d;
+                    let v = ty.w0 * top + ty.w1 * bot;
+                    let take = j == 0 || v > *bv;
+                    *bv = if take { v } else { *bv };
+                    *av = if take { k } else { *av };
                 }
-                let other = if need == ty.i0 { ty.i1 } else { ty.i0 };
-                let victim = usize::from(slots[0].0 == Some(other));
-                fill(need, slots[victim].1);
-                slots[victim].0 = Some(need);
             }
-            let top = usize::from(slots[0].0 != Some(ty.i0));
-            let bot = usize::from(slots[0].0 != Some(ty.i1));
-            let (top, bot) = (&*slots[top].1, &*slots[bot].1);
-            mix_argmax(
-                top,
-                bot,
-                ty,
-                (out_w, x..end),
-                (&mut best[x..end], &mut arg[x..end]),
-            );
-            for (o, &a) in out_row[x..end].iter_mut().zip(&arg[x..end]) {
+            for (o, &a) in out.iter_mut().zip(arg.iter()) {
                 // Class indices are < 256.
                 #[allow(clippy::cast_possible_truncation)]
                 {
                     *o = a as u8;
                 }
             }
-            x = end;
         }
     }
     Ok(())
 }
 
-/// The vertical mix and argmax of [`upsample_argmax`] for output columns `span` of one row:
-/// `top` and `bot` are the horizontally interpolated input rows, `[class][x]` with `out_w`
-/// columns per class.
-fn mix_argmax(
-    top: &[f32],
-    bot: &[f32],
-    ty: Tap,
-    (out_w, span): (usize, core::ops::Range<usize>),
-    (best, arg): (&mut [f32], &mut [u32]),
-) {
-    let classes = top.len() / out_w;
-    for c in 0..classes {
-        let t = &top[c * out_w..][span.clone()];
-        let b = &bot[c * out_w..][span.clone()];
-        if c == 0 {
-            for ((bv, av), (tv, bb)) in best.iter_mut().zip(arg.iter_mut()).zip(t.iter().zip(b)) {
-                *bv = ty.w0 * tv + ty.w1 * bb;
-                *av = 0;
-            }
-        } else {
-            // c < 256 was checked by the caller.
+/// The logits seen cell by cell, for [`upsample_argmax`]'s shortcuts.
+struct Cells<'a> {
+    logits: &'a [f32],
+    classes: usize,
+    plane: usize,
+    winners: Winners,
+}
+
+impl Cells<'_> {
+    /// The classes that can win somewhere in the cell of these four pixels, in index order
+    /// (shortcut 2 of [`upsample_argmax`]); all of them when the shortcut does not apply.
+    fn candidates(&self, pixels: [usize; 4], out: &mut Vec<u8>) {
+        out.clear();
+        let all = |out: &mut Vec<u8>| {
+            // classes ≤ 256 was checked by the caller.
             #[allow(clippy::cast_possible_truncation)]
-            let cu = c as u32;
-            for ((bv, av), (tv, bb)) in best.iter_mut().zip(arg.iter_mut()).zip(t.iter().zip(b)) {
-                let v = ty.w0 * tv + ty.w1 * bb;
-                // Branch-free selects on same-width lanes so the loop vectorizes.
-                let greater = v > *bv;
-                *bv = if greater { v } else { *bv };
-                *av = if greater { cu } else { *av };
+            out.extend((0..self.classes).map(|c| c as u8));
+        };
+        let Some(magnitude) = self.winners.finite_magnitude(pixels) else {
+            all(out);
+            return;
+        };
+        let corners = |c: usize| pixels.map(|p| self.logits[c * self.plane + p]);
+        let floor = (0..self.classes)
+            .map(|c| corners(c).into_iter().fold(f32::INFINITY, f32::min))
+            .fold(f32::NEG_INFINITY, f32::max);
+        let slack = Winners::RELATIVE_MARGIN * magnitude + Winners::MIN_MARGIN;
+        for c in 0..self.classes {
+            let high = corners(c).into_iter().fold(f32::NEG_INFINITY, f32::max);
+            if high >= floor - slack {
+                // c < 256.
+                #[allow(clippy::cast_possible_truncation)]
+                out.push(c as u8);
             }
         }
     }
@@ -372,6 +377,20 @@ impl Winners {
             && margin >= Self::MIN_MARGIN
             && magnitude <= Self::MAX_MAGNITUDE;
         safe.then_some(class)
+    }
+
+    /// The largest |logit| of the four pixels, if all their logits are finite and it is within
+    /// the bound the shortcuts need.
+    fn finite_magnitude(&self, pixels: [usize; 4]) -> Option<f32> {
+        let mut magnitude = 0f32;
+        for p in pixels {
+            // A NaN margin marks a pixel with a non-finite logit.
+            if self.margin[p].is_nan() {
+                return None;
+            }
+            magnitude = magnitude.max(self.magnitude[p]);
+        }
+        (magnitude <= Self::MAX_MAGNITUDE).then_some(magnitude)
     }
 }
 
@@ -731,9 +750,17 @@ mod tests {
                                     };
                                     margin = shared.2;
                                 }
+                                // Half of the shared cases have the same two leading logits at
+                                // every pixel, so that cells sit at the candidate bound too.
+                                let flat = shared.0 && shared.1 % 2 == 0;
+                                let (scale, spread) = if flat {
+                                    (1.0, 0.0)
+                                } else {
+                                    (scale, 0.1 * noise[0])
+                                };
                                 // Runner-up at `scale`, the others below it, the winner `margin`
                                 // (relative to `scale`) above it.
-                                let runner_up = scale * (0.5 + 0.1 * noise[0]);
+                                let runner_up = scale * (0.5 + spread);
                                 for c in 0..classes {
                                     logits[c * plane + i] =
                                         runner_up - scale * (1.0 + noise[c].abs());
@@ -762,6 +789,26 @@ mod tests {
             let want = reference_upsample_argmax(&logits, classes, in_h, in_w, out_h, out_w);
             prop_assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn one_ulp_leads_are_mixed_not_pruned() {
+        // Class 1 leads class 0 by one ulp at every logit pixel. Mixed, the two often round to
+        // the same value, and a tie goes to class 0: neither shortcut may decide these cells.
+        let mut collapsed = 0;
+        for r in [0.3f32, 0.5, 0.7, 1.1, 3.7, 17.0, 123.4] {
+            let next = f32::from_bits(r.to_bits() + 1);
+            let logits = [r, r, r, r, next, next, next, next];
+            for (out_h, out_w) in [(7, 9), (16, 16), (45, 80)] {
+                let want = reference_upsample_argmax(&logits, 2, 2, 2, out_h, out_w);
+                let mut got = vec![9u8; out_h * out_w];
+                upsample_argmax(&logits, 2, 2, 2, out_h, out_w, &mut got).unwrap();
+                assert_eq!(got, want, "r {r}, {out_w}x{out_h}");
+                collapsed += want.iter().filter(|&&c| c == 0).count();
+            }
+        }
+        // The case is only a test if rounding does collapse some pixels.
+        assert!(collapsed > 0);
     }
 
     #[test]
