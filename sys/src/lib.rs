@@ -4,6 +4,8 @@
 //!
 //! - [`nvenc`]: the NVENC API (`nvEncodeAPI.h`, API 11.1) and the four CUDA driver entry points
 //!   an NVENC session on a CUDA device needs.
+//! - [`nvdec`]: the NVDEC API (`cuviddec.h` and `nvcuvid.h`, API 11.1: parser, decoder, frame
+//!   mapping) and the CUDA driver entry points an NVDEC decoder on a GPU's primary context needs.
 //!
 //! `just bindings` regenerates the files; see `sys/README.md` for where they come from.
 #![cfg_attr(not(test), no_std)]
@@ -28,6 +30,28 @@
     rustdoc::all
 )]
 pub mod nvenc;
+
+/// NVDEC (FFmpeg's `dynlink_cuviddec.h` and `dynlink_nvcuvid.h` from Debian's
+/// `libffmpeg-nvenc-dev`: NVDEC API 11.1, MIT licence), plus nine CUDA driver entry points from
+/// its `dynlink_cuda.h`.
+///
+/// Enums are plain integer constants (`cudaVideoCodec_H264`, `CUVID_PKT_ENDOFPICTURE`, ...).
+/// Every entry point of `libnvcuvid.so.1` and `libcuda.so.1` is a function type (`tcuvid*`,
+/// `tcu*`) to be looked up at run time; nothing is linked.
+#[allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    unnecessary_transmutes,
+    missing_docs,
+    unreachable_pub,
+    dead_code,
+    clippy::all,
+    clippy::pedantic,
+    clippy::undocumented_unsafe_blocks,
+    rustdoc::all
+)]
+pub mod nvdec;
 
 #[cfg(test)]
 mod tests {
@@ -62,5 +86,64 @@ mod tests {
             core::mem::size_of::<NV_ENCODE_API_FUNCTION_LIST>(),
             8 + 318 * core::mem::size_of::<usize>()
         );
+    }
+
+    #[test]
+    fn nvdec_constants_match_the_header() {
+        use super::nvdec::*;
+        // NVDECAPI_VERSION = NVDECAPI_MAJOR_VERSION | NVDECAPI_MINOR_VERSION << 24.
+        assert_eq!(NVDECAPI_VERSION, 11 | (1 << 24));
+        assert_eq!(cudaVideoCodec_H264, 4);
+        assert_eq!(cudaVideoCodec_HEVC, 8);
+        // The FOURCC codes: (('N'<<24)|('V'<<16)|('1'<<8)|('2')).
+        assert_eq!(cudaVideoCodec_NV12, 0x4e56_3132);
+        assert_eq!(cudaVideoSurfaceFormat_NV12, 0);
+        assert_eq!(cudaVideoChromaFormat_420, 1);
+        assert_eq!(cudaVideoDeinterlaceMode_Weave, 0);
+        assert_eq!(cudaVideoCreate_PreferCUVID, 4);
+        assert_eq!(CUVID_PKT_ENDOFSTREAM, 0x01);
+        assert_eq!(CUVID_PKT_TIMESTAMP, 0x02);
+        assert_eq!(CUVID_PKT_DISCONTINUITY, 0x04);
+        assert_eq!(CUVID_PKT_ENDOFPICTURE, 0x08);
+        assert_eq!(CU_MEMORYTYPE_HOST, 1);
+        assert_eq!(CU_MEMORYTYPE_DEVICE, 2);
+        assert_eq!(CUDA_SUCCESS, 0);
+    }
+
+    #[test]
+    fn nvdec_layouts_match_lp64_by_hand() {
+        use super::nvdec::*;
+        use core::mem::{offset_of, size_of};
+        // Counted from the header on LP64 (bindgen asserts the same from clang; these catch a
+        // regeneration against a different header): five u32s, the 1+31-bit field, u32[4],
+        // then pUserData, four callbacks, void*[6] and pExtVideoInfo.
+        assert_eq!(offset_of!(CUVIDPARSERPARAMS, pUserData), 40);
+        assert_eq!(offset_of!(CUVIDPARSERPARAMS, pfnSequenceCallback), 48);
+        assert_eq!(offset_of!(CUVIDPARSERPARAMS, pfnDisplayPicture), 64);
+        assert_eq!(offset_of!(CUVIDPARSERPARAMS, pExtVideoInfo), 128);
+        assert_eq!(size_of::<CUVIDPARSERPARAMS>(), 136);
+        // flags and payload_size are `unsigned long` (8 bytes), then a pointer and an i64.
+        assert_eq!(size_of::<CUVIDSOURCEDATAPACKET>(), 32);
+        assert_eq!(offset_of!(CUVIDSOURCEDATAPACKET, payload), 16);
+        // Four ints and an i64 timestamp.
+        assert_eq!(size_of::<CUVIDPARSERDISPINFO>(), 24);
+        // codec, frame_rate (2 × u32), four u8, coded size, display_area (4 × i32),
+        // chroma_format, bitrate, aspect ratio (2 × i32), signal description (4 bytes),
+        // seqhdr_data_length.
+        assert_eq!(offset_of!(CUVIDEOFORMAT, coded_width), 16);
+        assert_eq!(offset_of!(CUVIDEOFORMAT, display_area), 24);
+        assert_eq!(size_of::<CUVIDEOFORMAT>(), 64);
+        // Three `unsigned long`, the codec and chroma enums sharing 8 bytes, six more
+        // `unsigned long` up to Reserved1, the display area as four shorts, two enums, three
+        // `unsigned long`, the lock, the target rectangle, enableHistogram and Reserved2[4].
+        assert_eq!(offset_of!(CUVIDDECODECREATEINFO, CodecType), 24);
+        assert_eq!(offset_of!(CUVIDDECODECREATEINFO, display_area), 80);
+        assert_eq!(offset_of!(CUVIDDECODECREATEINFO, vidLock), 120);
+        assert_eq!(size_of::<CUVIDDECODECREATEINFO>(), 176);
+        // Six u32 flags, then the raw input/output pointer, pitch and format pairs.
+        assert_eq!(offset_of!(CUVIDPROCPARAMS, output_stream), 56);
+        // src and dst halves of seven 8-byte slots each, then WidthInBytes and Height.
+        assert_eq!(offset_of!(CUDA_MEMCPY2D, dstXInBytes), 56);
+        assert_eq!(size_of::<CUDA_MEMCPY2D>(), 128);
     }
 }

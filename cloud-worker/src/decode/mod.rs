@@ -2,6 +2,8 @@
 //!
 //! - [`Decoder`] is the backend-neutral interface the worker drives, one instance per stream.
 //! - [`OpenH264Decoder`] is the CPU backend (Cisco's openh264, built from bundled source).
+//! - [`NvdecDecoder`] is the GPU backend (NVIDIA's NVDEC, loaded at run time; decodes into CUDA
+//!   memory, [`nvdec::MappedFrame`]).
 //! - [`KeyframeGate`] is the per-stream recovery policy: it drops access units that cannot be
 //!   decoded (after stream start, a loss or a decoder error) until the next IDR, and says when
 //!   to send an RTCP PLI (DESIGN.md, "Wire protocol": keyframe request).
@@ -11,6 +13,7 @@
 //! announcing a huge picture never reaches the library's allocator ([`DecoderConfig`]).
 
 pub mod keyframe_gate;
+pub mod nvdec;
 pub mod openh264;
 
 use flowcloud_core::h264::annexb;
@@ -19,6 +22,7 @@ use flowcloud_core::h264::{NalHeader, NalType, Sps, SpsError};
 use crate::frame::I420Frame;
 
 pub use self::keyframe_gate::{Admit, KeyframeGate, KeyframeGateConfig, KeyframeGateStats};
+pub use self::nvdec::{NvdecDecoder, NvdecError, NvdecLibrary};
 pub use self::openh264::OpenH264Decoder;
 
 /// What [`Decoder::decode`] produced for one access unit.
