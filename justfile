@@ -61,12 +61,11 @@ test: setup
     cargo test -p flowcloud-core --no-default-features --locked --lib
     cargo test -p flowcloud-edge --features argus-fake --locked --lib argus
     {{ just_executable() }} engines-test
-    {{ just_executable() }} cuda-check
     {{ just_executable() }} v4l2-vm
     {{ just_executable() }} fuzz-check
     {{ just_executable() }} fuzz 60
     cargo bench -p flowcloud-core --locked -- --test
-    {{ just_executable() }} bench-models
+    {{ just_executable() }} bench-models 128
     cargo bench -p flowcloud-worker --locked --bench pipeline -- --test
     cargo bench -p flowcloud-edge --locked --bench sender -- --test
 
@@ -123,12 +122,12 @@ parity *args:
     .ci/python-env.sh --torch
     PYTHONPATH=engines .venv/bin/python -m flowcloud_engines.parity "$@"
 
-# Export the benchmark's DeepLabV3-ResNet50 (seeded random weights) at 128×128 and 520×520 into engines/build/bench/ (skips those already there).
-bench-models:
+# Export the benchmark's DeepLabV3-ResNet50 (seeded random weights) at these sizes (default 128×128 and 520×520) into engines/build/bench/ (skips those already there).
+bench-models sides="128 520":
     #!/usr/bin/env bash
     set -euo pipefail
     .ci/python-env.sh --torch
-    for side in 128 520; do
+    for side in {{ sides }}; do
         out="engines/build/bench/deeplabv3-resnet50-$side.onnx"
         [[ -s "$out" && -s "${out%.onnx}.toml" ]] && continue
         PYTHONPATH=engines .venv/bin/python -m flowcloud_engines.export --arch deeplabv3_resnet50 \
