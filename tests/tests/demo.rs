@@ -16,8 +16,11 @@ fn demo_streams_two_cameras_through_the_worker() {
             "2",
             "--frames",
             "30",
+            // 5 fps: the test checks that every camera gets its results, not the capacity of a
+            // loaded 2-core CI machine (at 10 fps the demo model's ~37 ms inference fills most
+            // of both cores, and a busy moment drops frames as the worker's queue policy says).
             "--fps",
-            "10",
+            "5",
             "--worker",
         ])
         .arg(&worker)
