@@ -127,12 +127,20 @@ fn run(gpu: &GpuContext, args: &Args) -> Result<bool> {
 
     let mut rng = Rng(0x5eed_f10c_10d5_eed5);
     let checks = correctness(gpu, &stream, &mut rng)?;
-    print_checks(&checks);
     let all_match = checks.iter().all(|c| c.pass);
 
-    let bandwidth = bandwidth(gpu, &stream, &mut rng, args.quick)?;
-    print_bandwidth(&bandwidth);
-    let target_met = bandwidth.fused.iter().all(|f| f.ratio >= TARGET_RATIO);
+    // Measured whatever the checks found: one GPU run should give every figure it can.
+    let bandwidth = bandwidth(gpu, &stream, &mut rng, args.quick);
+    let target_met = match &bandwidth {
+        Ok(b) => {
+            print_bandwidth(b);
+            b.fused.iter().all(|f| f.ratio >= TARGET_RATIO)
+        }
+        Err(e) => {
+            println!("\nbandwidth: error: {e:#}");
+            false
+        }
+    };
 
     println!(
         "\nsummary: kernels vs references: {} ({} of {} checks match); fused ≥ {:.0}% of copy: {}",
@@ -149,12 +157,15 @@ fn run(gpu: &GpuContext, args: &Args) -> Result<bool> {
             "compute_capability": format!("{major}.{minor}"),
             "nvrtc": gpu.nvrtc().version().to_string(),
             "checks": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
-            "bandwidth": bandwidth.to_json(),
+            "bandwidth": match &bandwidth {
+                Ok(b) => b.to_json(),
+                Err(e) => json!({ "error": format!("{e:#}") }),
+            },
             "target_ratio": TARGET_RATIO,
             "all_match": all_match,
             "target_met": target_met,
         });
-        write_results(out, &result, &markdown(&checks, &bandwidth))?;
+        write_results(out, &result, &markdown(&checks, bandwidth.as_ref().ok()))?;
     }
     Ok(all_match && target_met)
 }
@@ -252,6 +263,25 @@ impl Check {
             "first_mismatch": self.first_mismatch,
             "pass": self.pass,
         })
+    }
+}
+
+/// A check that could not run (a launch or a copy failed): a failing row naming the error, so
+/// that the remaining checks still run.
+fn record_error(checks: &mut Vec<Check>, kernel: &'static str, case: String, outcome: Result<()>) {
+    if let Err(e) = outcome {
+        let check = Check {
+            kernel,
+            case: format!("{case}: error: {e:#}"),
+            elements: 0,
+            bit_equal: 0,
+            max_abs: f64::NAN,
+            max_rel: f64::NAN,
+            first_mismatch: None,
+            pass: false,
+        };
+        println!("{}", check_line(&check));
+        checks.push(check);
     }
 }
 
@@ -368,7 +398,11 @@ fn check_outputs(
                 break;
             }
         }
-        checks.extend(row);
+        if let Some(row) = row {
+            // Printed as it comes: a later crash or time-out leaves the rows so far.
+            println!("{}", check_line(&row));
+            checks.push(row);
+        }
     }
     Ok(())
 }
@@ -409,6 +443,9 @@ const FRAMES: [(u32, u32); 4] = [(1280, 720), (1920, 1080), (322, 242), (321, 24
 #[allow(clippy::too_many_lines, reason = "one block per kernel family")]
 fn correctness(gpu: &GpuContext, stream: &Arc<CudaStream>, rng: &mut Rng) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
+    println!(
+        "\nkernels against their references (outputs poisoned 0xAB, then 0x54):\n{CHECK_HEADER}"
+    );
     let palette = random_palette(rng);
     let palette_dev = stream.clone_htod(&palette_bytes(&palette))?;
 
@@ -419,54 +456,63 @@ fn correctness(gpu: &GpuContext, stream: &Arc<CudaStream>, rng: &mut Rng) -> Res
         ((322, 242), (160, 120), ChannelOrder::Rgb),
         ((321, 241), (97, 55), ChannelOrder::Bgr),
     ] {
-        let layout = pitched(w, h);
-        let frame = random_frame(rng, layout);
-        let frame_dev = stream.clone_htod(&frame)?;
-        let params = PreprocessParams {
-            out_width: ow,
-            out_height: oh,
-            mean: [0.485, 0.456, 0.406],
-            std: [0.229, 0.224, 0.225],
-            channel_order: order,
-        };
-        let case = format!("{w}x{h} → {ow}x{oh} {order:?}");
-        let n = params.output_len();
-        let nv12 = Nv12::new(&frame, layout)?;
-        let got = run_poisoned(stream, &[4 * n], &mut |s, out| {
-            // SAFETY: f32 has no invalid bit patterns, and 4·n bytes hold n of them at the
-            // allocation's alignment.
-            let mut view = unsafe { out[0].transmute_mut::<f32>(n) }.context("f32 view")?;
-            Ok(gpu.nv12_to_planar_f32(s, &frame_dev.as_view(), layout, &params, &mut view)?)
-        })?;
-        check_outputs(
+        let outcome = (|| -> Result<()> {
+            let layout = pitched(w, h);
+            let frame = random_frame(rng, layout);
+            let frame_dev = stream.clone_htod(&frame)?;
+            let params = PreprocessParams {
+                out_width: ow,
+                out_height: oh,
+                mean: [0.485, 0.456, 0.406],
+                std: [0.229, 0.224, 0.225],
+                channel_order: order,
+            };
+            let case = format!("{w}x{h} → {ow}x{oh} {order:?}");
+            let n = params.output_len();
+            let nv12 = Nv12::new(&frame, layout)?;
+            let got = run_poisoned(stream, &[4 * n], &mut |s, out| {
+                // SAFETY: f32 has no invalid bit patterns, and 4·n bytes hold n of them at the
+                // allocation's alignment.
+                let mut view = unsafe { out[0].transmute_mut::<f32>(n) }.context("f32 view")?;
+                Ok(gpu.nv12_to_planar_f32(s, &frame_dev.as_view(), layout, &params, &mut view)?)
+            })?;
+            check_outputs(
+                &mut checks,
+                "nv12_to_planar_f32",
+                &case,
+                &got,
+                &|_| {
+                    let mut out = vec![0f32; n];
+                    reference::preprocess_nv12(&nv12, &params, &mut out)?;
+                    Ok(vec![f32_bytes(&out)])
+                },
+                Floats::F32,
+            )?;
+            let got = run_poisoned(stream, &[2 * n], &mut |s, out| {
+                // SAFETY: as above, for u16.
+                let mut view = unsafe { out[0].transmute_mut::<u16>(n) }.context("u16 view")?;
+                Ok(gpu.nv12_to_planar_f16(s, &frame_dev.as_view(), layout, &params, &mut view)?)
+            })?;
+            check_outputs(
+                &mut checks,
+                "nv12_to_planar_f16",
+                &case,
+                &got,
+                &|_| {
+                    let mut out = vec![0u16; n];
+                    reference::preprocess_nv12_f16(&nv12, &params, &mut out)?;
+                    Ok(vec![u16_bytes(&out)])
+                },
+                Floats::F16,
+            )?;
+            Ok(())
+        })();
+        record_error(
             &mut checks,
-            "nv12_to_planar_f32",
-            &case,
-            &got,
-            &|_| {
-                let mut out = vec![0f32; n];
-                reference::preprocess_nv12(&nv12, &params, &mut out)?;
-                Ok(vec![f32_bytes(&out)])
-            },
-            Floats::F32,
-        )?;
-        let got = run_poisoned(stream, &[2 * n], &mut |s, out| {
-            // SAFETY: as above, for u16.
-            let mut view = unsafe { out[0].transmute_mut::<u16>(n) }.context("u16 view")?;
-            Ok(gpu.nv12_to_planar_f16(s, &frame_dev.as_view(), layout, &params, &mut view)?)
-        })?;
-        check_outputs(
-            &mut checks,
-            "nv12_to_planar_f16",
-            &case,
-            &got,
-            &|_| {
-                let mut out = vec![0u16; n];
-                reference::preprocess_nv12_f16(&nv12, &params, &mut out)?;
-                Ok(vec![u16_bytes(&out)])
-            },
-            Floats::F16,
-        )?;
+            "nv12_to_planar",
+            format!("{w}x{h} → {ow}x{oh}"),
+            outcome,
+        );
     }
 
     // Upsample + argmax: model output → class map.
@@ -476,234 +522,256 @@ fn correctness(gpu: &GpuContext, stream: &Arc<CudaStream>, rng: &mut Rng) -> Res
         (240, 135, 1920, 1080),
         (41, 31, 321, 241),
     ] {
-        let shape = LogitShape {
-            classes: CLASSES,
-            in_height: in_h,
-            in_width: in_w,
-            out_height: out_h,
-            out_width: out_w,
-        };
-        let case = format!("{CLASSES}x{in_h}x{in_w} → {out_w}x{out_h}");
-        let logits: Vec<f32> = (0..shape.logits_len()).map(|_| rng.logit()).collect();
-        let half: Vec<u16> = logits
-            .iter()
-            .map(|&v| reference::f32_to_f16_bits(v))
-            .collect();
-        let logits_dev = stream.clone_htod(&logits)?;
-        let half_dev = stream.clone_htod(&half)?;
-        let n = shape.class_map_len();
-        let got = run_poisoned(stream, &[n], &mut |s, out| {
-            let l = logits_dev.as_view();
-            Ok(gpu.upsample_argmax_f32(s, &l, &shape, &mut out[0].as_view_mut())?)
-        })?;
-        check_outputs(
+        let outcome = (|| -> Result<()> {
+            let shape = LogitShape {
+                classes: CLASSES,
+                in_height: in_h,
+                in_width: in_w,
+                out_height: out_h,
+                out_width: out_w,
+            };
+            let case = format!("{CLASSES}x{in_h}x{in_w} → {out_w}x{out_h}");
+            let logits: Vec<f32> = (0..shape.logits_len()).map(|_| rng.logit()).collect();
+            let half: Vec<u16> = logits
+                .iter()
+                .map(|&v| reference::f32_to_f16_bits(v))
+                .collect();
+            let logits_dev = stream.clone_htod(&logits)?;
+            let half_dev = stream.clone_htod(&half)?;
+            let n = shape.class_map_len();
+            let got = run_poisoned(stream, &[n], &mut |s, out| {
+                let l = logits_dev.as_view();
+                Ok(gpu.upsample_argmax_f32(s, &l, &shape, &mut out[0].as_view_mut())?)
+            })?;
+            check_outputs(
+                &mut checks,
+                "upsample_argmax_f32",
+                &case,
+                &got,
+                &|_| {
+                    let mut map = vec![0u8; n];
+                    reference::upsample_argmax(&logits, &shape, &mut map)?;
+                    Ok(vec![map])
+                },
+                Floats::None,
+            )?;
+            let got = run_poisoned(stream, &[n], &mut |s, out| {
+                let l = half_dev.as_view();
+                Ok(gpu.upsample_argmax_f16(s, &l, &shape, &mut out[0].as_view_mut())?)
+            })?;
+            check_outputs(
+                &mut checks,
+                "upsample_argmax_f16",
+                &case,
+                &got,
+                &|_| {
+                    let mut map = vec![0u8; n];
+                    reference::upsample_argmax_f16(&half, &shape, &mut map)?;
+                    Ok(vec![map])
+                },
+                Floats::None,
+            )?;
+            Ok(())
+        })();
+        record_error(
             &mut checks,
-            "upsample_argmax_f32",
-            &case,
-            &got,
-            &|_| {
-                let mut map = vec![0u8; n];
-                reference::upsample_argmax(&logits, &shape, &mut map)?;
-                Ok(vec![map])
-            },
-            Floats::None,
-        )?;
-        let got = run_poisoned(stream, &[n], &mut |s, out| {
-            let l = half_dev.as_view();
-            Ok(gpu.upsample_argmax_f16(s, &l, &shape, &mut out[0].as_view_mut())?)
-        })?;
-        check_outputs(
-            &mut checks,
-            "upsample_argmax_f16",
-            &case,
-            &got,
-            &|_| {
-                let mut map = vec![0u8; n];
-                reference::upsample_argmax_f16(&half, &shape, &mut map)?;
-                Ok(vec![map])
-            },
-            Floats::None,
-        )?;
+            "upsample_argmax",
+            format!("{in_w}x{in_h} → {out_w}x{out_h}"),
+            outcome,
+        );
     }
 
     // Colorize and blend: class map (+ frame) → overlay.
     for (w, h) in FRAMES {
-        let layout = pitched(w, h);
-        let out_layout = pitched(w, h);
-        let frame = random_frame(rng, layout);
-        let frame_dev = stream.clone_htod(&frame)?;
-        let nv12 = Nv12::new(&frame, layout)?;
-        let map = random_class_map(rng, layout.pixels());
-        let map_dev = stream.clone_htod(&map)?;
-        let case = format!("{w}x{h}");
-        let px = layout.pixels();
-        let got = run_poisoned(stream, &[4 * px], &mut |s, out| {
-            let pal = palette_dev.as_view();
-            let m = map_dev.as_view();
-            Ok(gpu.colorize_rgba(s, &m, (w, h), &pal, &mut out[0].as_view_mut())?)
-        })?;
-        check_outputs(
-            &mut checks,
-            "colorize_rgba",
-            &case,
-            &got,
-            &|_| {
-                let mut rgba = vec![0u8; 4 * px];
-                reference::colorize_rgba(&map, &palette, &mut rgba)?;
-                Ok(vec![rgba])
-            },
-            Floats::None,
-        )?;
-        let got = run_poisoned(stream, &[4 * px], &mut |s, out| {
-            let (f, m, p) = (
-                frame_dev.as_view(),
-                map_dev.as_view(),
-                palette_dev.as_view(),
-            );
-            Ok(gpu.blend_nv12_rgba(s, &f, layout, &m, &p, ALPHA, &mut out[0].as_view_mut())?)
-        })?;
-        check_outputs(
-            &mut checks,
-            "blend_nv12_rgba",
-            &case,
-            &got,
-            &|_| {
-                let mut rgba = vec![0u8; 4 * px];
-                reference::blend_nv12_rgba(&nv12, &map, &palette, ALPHA, &mut rgba)?;
-                Ok(vec![rgba])
-            },
-            Floats::None,
-        )?;
-        let got = run_poisoned(stream, &[out_layout.required_len()], &mut |s, out| {
-            let (f, m, p) = (
-                frame_dev.as_view(),
-                map_dev.as_view(),
-                palette_dev.as_view(),
-            );
-            let mut o = out[0].as_view_mut();
-            Ok(gpu.blend_nv12_nv12(s, &f, layout, &m, &p, ALPHA, &mut o, out_layout)?)
-        })?;
-        check_outputs(
-            &mut checks,
-            "blend_nv12_nv12",
-            &case,
-            &got,
-            &|poison| {
-                // Bytes outside the planes (pitch padding) keep the poison, in both.
-                let mut out = vec![poison; out_layout.required_len()];
-                reference::blend_nv12_to_nv12(&nv12, &map, &palette, ALPHA, &mut out, out_layout)?;
-                Ok(vec![out])
-            },
-            Floats::None,
-        )?;
-
-        // Fused: logits at 1/8 + frame → class map and overlay.
-        let shape = LogitShape {
-            classes: CLASSES,
-            in_height: h.div_ceil(STRIDE),
-            in_width: w.div_ceil(STRIDE),
-            out_height: h,
-            out_width: w,
-        };
-        let logits: Vec<f32> = (0..shape.logits_len()).map(|_| rng.logit()).collect();
-        let half: Vec<u16> = logits
-            .iter()
-            .map(|&v| reference::f32_to_f16_bits(v))
-            .collect();
-        let logits_dev = stream.clone_htod(&logits)?;
-        let half_dev = stream.clone_htod(&half)?;
-        let case = format!("{CLASSES}x{}x{} + {w}x{h}", shape.in_height, shape.in_width);
-        for half_logits in [false, true] {
-            let got = run_poisoned(stream, &[px, 4 * px], &mut |s, out| {
-                let (f, p) = (frame_dev.as_view(), palette_dev.as_view());
-                let [map_out, rgba] = out else {
-                    bail!("two outputs were asked for")
-                };
-                let (mut m, mut o) = (map_out.as_view_mut(), rgba.as_view_mut());
-                if half_logits {
-                    let l = half_dev.as_view();
-                    gpu.argmax_blend_rgba_f16(
-                        s, &l, &shape, &f, layout, &p, ALPHA, &mut m, &mut o,
-                    )?;
-                } else {
-                    let l = logits_dev.as_view();
-                    gpu.argmax_blend_rgba_f32(
-                        s, &l, &shape, &f, layout, &p, ALPHA, &mut m, &mut o,
-                    )?;
-                }
-                Ok(())
+        let outcome = (|| -> Result<()> {
+            let layout = pitched(w, h);
+            let out_layout = pitched(w, h);
+            let frame = random_frame(rng, layout);
+            let frame_dev = stream.clone_htod(&frame)?;
+            let nv12 = Nv12::new(&frame, layout)?;
+            let map = random_class_map(rng, layout.pixels());
+            let map_dev = stream.clone_htod(&map)?;
+            let case = format!("{w}x{h}");
+            let px = layout.pixels();
+            let got = run_poisoned(stream, &[4 * px], &mut |s, out| {
+                let pal = palette_dev.as_view();
+                let m = map_dev.as_view();
+                Ok(gpu.colorize_rgba(s, &m, (w, h), &pal, &mut out[0].as_view_mut())?)
             })?;
-            let kernel = if half_logits {
-                "argmax_blend_rgba_f16"
-            } else {
-                "argmax_blend_rgba_f32"
-            };
             check_outputs(
                 &mut checks,
-                kernel,
+                "colorize_rgba",
                 &case,
                 &got,
                 &|_| {
-                    let (mut map, mut rgba) = (vec![0u8; px], vec![0u8; 4 * px]);
-                    if half_logits {
-                        reference::argmax_blend_rgba_f16(
-                            &half, &shape, &nv12, &palette, ALPHA, &mut map, &mut rgba,
-                        )?;
-                    } else {
-                        reference::argmax_blend_rgba(
-                            &logits, &shape, &nv12, &palette, ALPHA, &mut map, &mut rgba,
-                        )?;
-                    }
-                    Ok(vec![map, rgba])
+                    let mut rgba = vec![0u8; 4 * px];
+                    reference::colorize_rgba(&map, &palette, &mut rgba)?;
+                    Ok(vec![rgba])
                 },
                 Floats::None,
             )?;
-            let got = run_poisoned(stream, &[px, out_layout.required_len()], &mut |s, out| {
-                let (f, p) = (frame_dev.as_view(), palette_dev.as_view());
-                let [map_out, nv12_out] = out else {
-                    bail!("two outputs were asked for")
-                };
-                let (mut m, mut o) = (map_out.as_view_mut(), nv12_out.as_view_mut());
-                if half_logits {
-                    let l = half_dev.as_view();
-                    gpu.argmax_blend_nv12_f16(
-                        s, &l, &shape, &f, layout, &p, ALPHA, &mut m, &mut o, out_layout,
-                    )?;
-                } else {
-                    let l = logits_dev.as_view();
-                    gpu.argmax_blend_nv12_f32(
-                        s, &l, &shape, &f, layout, &p, ALPHA, &mut m, &mut o, out_layout,
-                    )?;
-                }
-                Ok(())
+            let got = run_poisoned(stream, &[4 * px], &mut |s, out| {
+                let (f, m, p) = (
+                    frame_dev.as_view(),
+                    map_dev.as_view(),
+                    palette_dev.as_view(),
+                );
+                Ok(gpu.blend_nv12_rgba(s, &f, layout, &m, &p, ALPHA, &mut out[0].as_view_mut())?)
             })?;
-            let kernel = if half_logits {
-                "argmax_blend_nv12_f16"
-            } else {
-                "argmax_blend_nv12_f32"
-            };
             check_outputs(
                 &mut checks,
-                kernel,
+                "blend_nv12_rgba",
+                &case,
+                &got,
+                &|_| {
+                    let mut rgba = vec![0u8; 4 * px];
+                    reference::blend_nv12_rgba(&nv12, &map, &palette, ALPHA, &mut rgba)?;
+                    Ok(vec![rgba])
+                },
+                Floats::None,
+            )?;
+            let got = run_poisoned(stream, &[out_layout.required_len()], &mut |s, out| {
+                let (f, m, p) = (
+                    frame_dev.as_view(),
+                    map_dev.as_view(),
+                    palette_dev.as_view(),
+                );
+                let mut o = out[0].as_view_mut();
+                Ok(gpu.blend_nv12_nv12(s, &f, layout, &m, &p, ALPHA, &mut o, out_layout)?)
+            })?;
+            check_outputs(
+                &mut checks,
+                "blend_nv12_nv12",
                 &case,
                 &got,
                 &|poison| {
-                    let mut map = vec![0u8; px];
+                    // Bytes outside the planes (pitch padding) keep the poison, in both.
                     let mut out = vec![poison; out_layout.required_len()];
-                    if half_logits {
-                        reference::argmax_blend_nv12_f16(
-                            &half, &shape, &nv12, &palette, ALPHA, &mut map, &mut out, out_layout,
-                        )?;
-                    } else {
-                        reference::argmax_blend_nv12(
-                            &logits, &shape, &nv12, &palette, ALPHA, &mut map, &mut out, out_layout,
-                        )?;
-                    }
-                    Ok(vec![map, out])
+                    reference::blend_nv12_to_nv12(
+                        &nv12, &map, &palette, ALPHA, &mut out, out_layout,
+                    )?;
+                    Ok(vec![out])
                 },
                 Floats::None,
             )?;
-        }
+
+            // Fused: logits at 1/8 + frame → class map and overlay.
+            let shape = LogitShape {
+                classes: CLASSES,
+                in_height: h.div_ceil(STRIDE),
+                in_width: w.div_ceil(STRIDE),
+                out_height: h,
+                out_width: w,
+            };
+            let logits: Vec<f32> = (0..shape.logits_len()).map(|_| rng.logit()).collect();
+            let half: Vec<u16> = logits
+                .iter()
+                .map(|&v| reference::f32_to_f16_bits(v))
+                .collect();
+            let logits_dev = stream.clone_htod(&logits)?;
+            let half_dev = stream.clone_htod(&half)?;
+            let case = format!("{CLASSES}x{}x{} + {w}x{h}", shape.in_height, shape.in_width);
+            for half_logits in [false, true] {
+                let got = run_poisoned(stream, &[px, 4 * px], &mut |s, out| {
+                    let (f, p) = (frame_dev.as_view(), palette_dev.as_view());
+                    let [map_out, rgba] = out else {
+                        bail!("two outputs were asked for")
+                    };
+                    let (mut m, mut o) = (map_out.as_view_mut(), rgba.as_view_mut());
+                    if half_logits {
+                        let l = half_dev.as_view();
+                        gpu.argmax_blend_rgba_f16(
+                            s, &l, &shape, &f, layout, &p, ALPHA, &mut m, &mut o,
+                        )?;
+                    } else {
+                        let l = logits_dev.as_view();
+                        gpu.argmax_blend_rgba_f32(
+                            s, &l, &shape, &f, layout, &p, ALPHA, &mut m, &mut o,
+                        )?;
+                    }
+                    Ok(())
+                })?;
+                let kernel = if half_logits {
+                    "argmax_blend_rgba_f16"
+                } else {
+                    "argmax_blend_rgba_f32"
+                };
+                check_outputs(
+                    &mut checks,
+                    kernel,
+                    &case,
+                    &got,
+                    &|_| {
+                        let (mut map, mut rgba) = (vec![0u8; px], vec![0u8; 4 * px]);
+                        if half_logits {
+                            reference::argmax_blend_rgba_f16(
+                                &half, &shape, &nv12, &palette, ALPHA, &mut map, &mut rgba,
+                            )?;
+                        } else {
+                            reference::argmax_blend_rgba(
+                                &logits, &shape, &nv12, &palette, ALPHA, &mut map, &mut rgba,
+                            )?;
+                        }
+                        Ok(vec![map, rgba])
+                    },
+                    Floats::None,
+                )?;
+                let got = run_poisoned(stream, &[px, out_layout.required_len()], &mut |s, out| {
+                    let (f, p) = (frame_dev.as_view(), palette_dev.as_view());
+                    let [map_out, nv12_out] = out else {
+                        bail!("two outputs were asked for")
+                    };
+                    let (mut m, mut o) = (map_out.as_view_mut(), nv12_out.as_view_mut());
+                    if half_logits {
+                        let l = half_dev.as_view();
+                        gpu.argmax_blend_nv12_f16(
+                            s, &l, &shape, &f, layout, &p, ALPHA, &mut m, &mut o, out_layout,
+                        )?;
+                    } else {
+                        let l = logits_dev.as_view();
+                        gpu.argmax_blend_nv12_f32(
+                            s, &l, &shape, &f, layout, &p, ALPHA, &mut m, &mut o, out_layout,
+                        )?;
+                    }
+                    Ok(())
+                })?;
+                let kernel = if half_logits {
+                    "argmax_blend_nv12_f16"
+                } else {
+                    "argmax_blend_nv12_f32"
+                };
+                check_outputs(
+                    &mut checks,
+                    kernel,
+                    &case,
+                    &got,
+                    &|poison| {
+                        let mut map = vec![0u8; px];
+                        let mut out = vec![poison; out_layout.required_len()];
+                        if half_logits {
+                            reference::argmax_blend_nv12_f16(
+                                &half, &shape, &nv12, &palette, ALPHA, &mut map, &mut out,
+                                out_layout,
+                            )?;
+                        } else {
+                            reference::argmax_blend_nv12(
+                                &logits, &shape, &nv12, &palette, ALPHA, &mut map, &mut out,
+                                out_layout,
+                            )?;
+                        }
+                        Ok(vec![map, out])
+                    },
+                    Floats::None,
+                )?;
+            }
+            Ok(())
+        })();
+        record_error(
+            &mut checks,
+            "colorize / blend / argmax_blend",
+            format!("{w}x{h}"),
+            outcome,
+        );
     }
     Ok(checks)
 }
@@ -1116,15 +1184,6 @@ fn timed_line(t: &Timed, target: bool) -> String {
     )
 }
 
-fn print_checks(checks: &[Check]) {
-    println!(
-        "\nkernels against their references (outputs poisoned 0xAB, then 0x54):\n{CHECK_HEADER}"
-    );
-    for c in checks {
-        println!("{}", check_line(c));
-    }
-}
-
 fn print_bandwidth(b: &Bandwidth) {
     println!(
         "\nbandwidth (CUDA events, medians; L2 {} MiB; target fused ≥ {:.2} × copy):\n{TIMED_HEADER}",
@@ -1140,12 +1199,16 @@ fn print_bandwidth(b: &Bandwidth) {
     }
 }
 
-fn markdown(checks: &[Check], b: &Bandwidth) -> String {
+fn markdown(checks: &[Check], bandwidth: Option<&Bandwidth>) -> String {
     let mut md = format!("## Kernels against their references\n\n{CHECK_HEADER}\n");
     for c in checks {
         md.push_str(&check_line(c));
         md.push('\n');
     }
+    let Some(b) = bandwidth else {
+        md.push_str("\n## Bandwidth\n\nnot measured: an error stopped it (see the log)\n");
+        return md;
+    };
     md.push_str(&format!(
         "\n## Bandwidth (L2 {} MiB; target fused ≥ {:.2} × copy)\n\n{TIMED_HEADER}\n",
         b.l2_bytes >> 20,
