@@ -16,14 +16,36 @@ set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${OUT:-$PWD/gpu-run-out}"
 mkdir -p "$OUT/logs"
+: >"$OUT/progress.md"
 BIN="$HERE/bin"
 SCRATCH="$(mktemp -d)"
 trap 'rm -rf "$SCRATCH"' EXIT
-# Each part gets at most this long: the whole run must fit one 10-minute call.
+# The whole run must fit one 10-minute call, summary included: each part gets at most
+# PART_TIMEOUT seconds and never more than what is left of TOTAL_BUDGET.
 PART_TIMEOUT="${PART_TIMEOUT:-240}"
+TOTAL_BUDGET="${TOTAL_BUDGET:-540}"
+DEADLINE=$((SECONDS + TOTAL_BUDGET))
 
 names=() statuses=() notes=()
-record() { names+=("$1"); statuses+=("$2"); notes+=("$3"); printf '== %s: %s %s\n' "$1" "$2" "$3"; }
+# Each part's line also goes to progress.md at once: a run cut short still leaves it in $OUT.
+record() {
+  names+=("$1"); statuses+=("$2"); notes+=("$3")
+  printf '== %s: %s %s\n' "$1" "$2" "$3"
+  printf '| %s | %s | %s |\n' "$1" "$2" "$3" >>"$OUT/progress.md"
+}
+# Seconds the next part may take (at least 1; 0 when the budget is spent).
+limit() { # MAX
+  local left=$((DEADLINE - SECONDS - 10))
+  ((left < 1)) && { echo 0; return; }
+  ((left < $1)) && echo "$left" || echo "$1"
+}
+# run_part NAME MAX_SECONDS LOG COMMAND...: the command's exit status, 124 on time-out, 125 when
+# no time was left to start it.
+run_part() {
+  local t; t="$(limit "$2")"
+  if ((t == 0)); then echo "not run: the time budget was spent" >"$3"; return 125; fi
+  timeout "$t" "${@:4}" >"$3" 2>&1
+}
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -67,12 +89,12 @@ else
 fi
 
 # A part's status from its exit code: 0 PASS, 2 NOT AVAILABLE (the tools' own code), else FAIL.
-status_of() { case "$1" in 0) echo PASS ;; 2) echo "NOT AVAILABLE" ;; 124) echo "FAIL (timed out)" ;; *) echo "FAIL (exit $1)" ;; esac; }
+status_of() { case "$1" in 0) echo PASS ;; 2) echo "NOT AVAILABLE" ;; 124) echo "FAIL (timed out)" ;; 125) echo "FAIL (no time left)" ;; *) echo "FAIL (exit $1)" ;; esac; }
 
 # 2. flowcloud-cuda's tests. They skip their GPU parts without one (SKIP lines).
 for t in "$BIN"/test-cuda-*; do
   name="${t##*/}"
-  timeout "$PART_TIMEOUT" "$t" --nocapture >"$OUT/logs/$name.log" 2>&1
+  run_part "$name" 120 "$OUT/logs/$name.log" "$t" --nocapture
   rc=$?
   skips="$(grep -c '^SKIP' "$OUT/logs/$name.log")"
   summary="$(grep -E '^test result:' "$OUT/logs/$name.log" | tail -1 | cut -d';' -f1-2)"
@@ -81,7 +103,7 @@ for t in "$BIN"/test-cuda-*; do
 done
 
 # 3. Kernels against references, and bandwidth.
-timeout "$PART_TIMEOUT" "$BIN/flowcloud-gpu-check" --out "$OUT/gpu-check.json" >"$OUT/logs/gpu-check.log" 2>&1
+run_part gpu-check "$PART_TIMEOUT" "$OUT/logs/gpu-check.log" "$BIN/flowcloud-gpu-check" --out "$OUT/gpu-check.json"
 rc=$?
 note="$(grep -E '^summary:' "$OUT/logs/gpu-check.log" | tail -1)"
 [[ $rc == 2 ]] && note="$(grep -m1 'not available' "$OUT/logs/gpu-check.log" | cut -c1-160)"
@@ -89,25 +111,24 @@ record gpu-check "$(status_of $rc)" "${note:-see logs/gpu-check.log}"
 
 # 4. NVDEC against openh264, bit for bit, on the bundled streams. The test prints SKIP (and
 # passes) without NVDEC: that is NOT AVAILABLE here.
-FLOWCLOUD_NVDEC_STREAMS="$HERE/streams" timeout "$PART_TIMEOUT" "$BIN/test-worker-lib" \
-  decode::nvdec::tests::bit_exact_against_openh264_on_a_gpu --exact --nocapture \
-  >"$OUT/logs/nvdec-bit-exact.log" 2>&1
+run_part nvdec-bit-exact 180 "$OUT/logs/nvdec-bit-exact.log" env FLOWCLOUD_NVDEC_STREAMS="$HERE/streams" \
+  "$BIN/test-worker-lib" decode::nvdec::tests::bit_exact_against_openh264_on_a_gpu --exact --nocapture
 rc=$?
 if [[ $rc == 0 ]] && grep -q '^SKIP' "$OUT/logs/nvdec-bit-exact.log"; then
   record nvdec-bit-exact "NOT AVAILABLE" "$(grep -m1 '^SKIP' "$OUT/logs/nvdec-bit-exact.log" | cut -c1-160)"
 else
   record nvdec-bit-exact "$(status_of $rc)" "$(grep -c 'bit-exact$' "$OUT/logs/nvdec-bit-exact.log") of $(ls "$HERE"/streams/*.h264 | wc -l) streams bit-exact"
 fi
-timeout "$PART_TIMEOUT" "$BIN/test-worker-lib" decode::nvdec --skip bit_exact_against_openh264_on_a_gpu \
-  >"$OUT/logs/nvdec-unit-tests.log" 2>&1
+run_part nvdec-unit-tests 60 "$OUT/logs/nvdec-unit-tests.log" \
+  "$BIN/test-worker-lib" decode::nvdec --skip bit_exact_against_openh264_on_a_gpu
 rc=$?
 record nvdec-unit-tests "$(status_of $rc)" "$(grep -E '^test result:' "$OUT/logs/nvdec-unit-tests.log" | tail -1 | cut -d';' -f1-2)"
 
 # 5. Throughput: 8 and 32 concurrent 720p streams (openh264's and x264's), openh264 as baseline.
 for stream in openh264-1280x720-300f x264-main-1280x720-300f; do
-  timeout "$PART_TIMEOUT" "$BIN/nvdec_throughput" --stream "$HERE/streams/$stream.h264" --streams 8,32 \
-    --seconds "${THROUGHPUT_SECONDS:-8}" --out "$OUT/nvdec-throughput-$stream.json" \
-    >"$OUT/logs/nvdec-throughput-$stream.log" 2>&1
+  run_part "$stream" 120 "$OUT/logs/nvdec-throughput-$stream.log" \
+    "$BIN/nvdec_throughput" --stream "$HERE/streams/$stream.h264" --streams 8,32 \
+    --seconds "${THROUGHPUT_SECONDS:-8}" --out "$OUT/nvdec-throughput-$stream.json"
   rc=$?
   note="see logs/nvdec-throughput-$stream.log"
   [[ $rc == 2 ]] && note="$(grep -m1 'not available' "$OUT/logs/nvdec-throughput-$stream.log" | cut -c1-160)"
