@@ -17,7 +17,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
-use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags};
+use cudarc::driver::sys::{
+    CUdevice_attribute, CUevent_flags, CUgraphInstantiate_flags_enum, CUstreamCaptureMode,
+};
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits};
 use flowcloud_cuda::reference::{self, Nv12};
 use flowcloud_cuda::shape::palette_bytes;
@@ -130,7 +132,7 @@ fn run(gpu: &GpuContext, args: &Args) -> Result<bool> {
     let all_match = checks.iter().all(|c| c.pass);
 
     // Measured whatever the checks found: one GPU run should give every figure it can.
-    let bandwidth = bandwidth(gpu, &stream, &mut rng, args.quick);
+    let bandwidth = bandwidth(gpu, &mut rng, args.quick);
     let target_met = match &bandwidth {
         Ok(b) => {
             print_bandwidth(b);
@@ -797,6 +799,8 @@ struct Timed {
     gb_per_s: f64,
     /// Effective bandwidth over the copy's (fused and separate rows).
     ratio: f64,
+    /// Whether a sample's launches ran as one CUDA graph (else issued one by one).
+    graph: bool,
 }
 
 impl Timed {
@@ -810,6 +814,7 @@ impl Timed {
             "median_us": self.median_us,
             "gb_per_s": self.gb_per_s,
             "ratio_to_copy": self.ratio,
+            "cuda_graph": self.graph,
         })
     }
 }
@@ -860,6 +865,40 @@ fn time_samples(
     Ok(ms)
 }
 
+/// As [`time_samples`] for a sample of kernel launches, captured once into a CUDA graph and
+/// replayed, so that the CPU's cost per launch does not set the pace of short kernels; if the
+/// capture fails, the launches are issued one by one instead. Returns whether a graph ran.
+fn time_launches(
+    gpu: &GpuContext,
+    stream: &Arc<CudaStream>,
+    samples: usize,
+    launches: &mut dyn FnMut() -> Result<()>,
+) -> Result<(Vec<f64>, bool)> {
+    let captured = stream
+        .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            // The capture is ended whether or not every launch was recorded.
+            let issued = launches();
+            let graph = stream.end_capture(CUgraphInstantiate_flags_enum(0));
+            issued?;
+            Ok(graph?)
+        });
+    match captured {
+        Ok(Some(graph)) => {
+            let ms = time_samples(gpu, stream, samples, &mut || Ok(graph.launch()?))?;
+            Ok((ms, true))
+        }
+        other => {
+            let why = other
+                .err()
+                .map_or_else(|| "empty graph".to_owned(), |e| format!("{e:#}"));
+            println!("CUDA graph capture failed ({why}); launching one by one");
+            Ok((time_samples(gpu, stream, samples, launches)?, false))
+        }
+    }
+}
+
 /// The buffers of one fused launch.
 struct FusedSet<T> {
     logits: CudaSlice<T>,
@@ -887,13 +926,10 @@ impl Variant {
 }
 
 #[allow(clippy::too_many_lines, reason = "the copy, then the fused kernels")]
-fn bandwidth(
-    gpu: &GpuContext,
-    stream: &Arc<CudaStream>,
-    rng: &mut Rng,
-    quick: bool,
-) -> Result<Bandwidth> {
+fn bandwidth(gpu: &GpuContext, rng: &mut Rng, quick: bool) -> Result<Bandwidth> {
     let ctx = gpu.context();
+    // A stream of its own: CUDA graphs cannot be captured on the legacy default stream.
+    let stream = &ctx.new_stream()?;
     let samples = if quick { 5 } else { 30 };
     let l2_bytes =
         usize::try_from(ctx.attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?)
@@ -920,6 +956,7 @@ fn bandwidth(
         median_us: copy_us,
         gb_per_s: copy_gbps,
         ratio: 1.0,
+        graph: false,
     };
 
     let palette = stream.clone_htod(&palette_bytes(&random_palette(rng)))?;
@@ -977,11 +1014,11 @@ fn bandwidth(
                 shape.in_height,
                 shape.in_width
             );
-            let median_us = if variant.half {
+            let (median_us, graph) = if variant.half {
                 let mut bufs = fused_sets::<u16>(stream, rng, &shape, frames, out_len, |r| {
                     reference::f32_to_f16_bits(r.logit())
                 })?;
-                let ms = time_samples(gpu, stream, samples, &mut || {
+                let (ms, graph) = time_launches(gpu, stream, samples, &mut || {
                     for _ in 0..per_sample / sets {
                         for set in &mut bufs {
                             launch_fused_f16(
@@ -991,10 +1028,10 @@ fn bandwidth(
                     }
                     Ok(())
                 })?;
-                median(ms) * 1e3
+                (median(ms) * 1e3, graph)
             } else {
                 let mut bufs = fused_sets::<f32>(stream, rng, &shape, frames, out_len, Rng::logit)?;
-                let ms = time_samples(gpu, stream, samples, &mut || {
+                let (ms, graph) = time_launches(gpu, stream, samples, &mut || {
                     for _ in 0..per_sample / sets {
                         for set in &mut bufs {
                             launch_fused_f32(
@@ -1006,7 +1043,7 @@ fn bandwidth(
                 })?;
                 // The same work as two kernels (the class map written, then read again), for
                 // comparison: f32 logits only.
-                let ms_two = time_samples(gpu, stream, samples, &mut || {
+                let (ms_two, graph_two) = time_launches(gpu, stream, samples, &mut || {
                     for _ in 0..per_sample / sets {
                         for set in &mut bufs {
                             let FusedSet {
@@ -1049,8 +1086,9 @@ fn bandwidth(
                     median_us: two_us,
                     gb_per_s: two_gbps,
                     ratio: two_gbps / copy_gbps,
+                    graph: graph_two,
                 });
-                median(ms) * 1e3
+                (median(ms) * 1e3, graph)
             };
             #[allow(clippy::cast_precision_loss, reason = "small counts")]
             let per_launch = median_us / per_sample as f64;
@@ -1064,6 +1102,7 @@ fn bandwidth(
                 median_us: per_launch,
                 gb_per_s: gbps,
                 ratio: gbps / copy_gbps,
+                graph,
             });
         }
     }
@@ -1161,7 +1200,7 @@ fn check_line(c: &Check) -> String {
 }
 
 const CHECK_HEADER: &str = "| kernel | case | elements | bit-equal | max abs err | max rel err | result |\n|---|---|---|---|---|---|---|";
-const TIMED_HEADER: &str = "| what | bytes | median µs | GB/s | / copy | sets × rounds, samples |\n|---|---|---|---|---|---|";
+const TIMED_HEADER: &str = "| what | bytes | median µs | GB/s | / copy | sets × rounds, samples, timing |\n|---|---|---|---|---|---|";
 
 fn timed_line(t: &Timed, target: bool) -> String {
     let verdict = if !target {
@@ -1172,7 +1211,7 @@ fn timed_line(t: &Timed, target: bool) -> String {
         " FAIL".to_owned()
     };
     format!(
-        "| {} | {} | {:.2} | {:.1} | {:.3}{verdict} | {} × {}, {} |",
+        "| {} | {} | {:.2} | {:.1} | {:.3}{verdict} | {} × {}, {}, {} |",
         t.what,
         t.bytes,
         t.median_us,
@@ -1180,7 +1219,8 @@ fn timed_line(t: &Timed, target: bool) -> String {
         t.ratio,
         t.sets,
         t.per_sample / t.sets.max(1),
-        t.samples
+        t.samples,
+        if t.graph { "CUDA graph" } else { "stream" }
     )
 }
 
