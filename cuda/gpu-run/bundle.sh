@@ -12,6 +12,7 @@
 #   streams/*.h264         openh264 (edge SDK encoder, street scene) and x264 (GStreamer) streams,
 #                          the committed 4:2:0 test vectors, and a resolution-change stream; each
 #                          checked to decode with openh264 here
+#   lib/libstdc++.so.6     this machine's, used on the GPU machine only if it has none
 #   nvrtc/*.xz             the pinned NVRTC 13.0.88 (.ci/nvrtc-env.sh), xz-compressed (110 MB raw)
 #   MANIFEST.txt           commit, build time, sha256 of every file
 #
@@ -61,6 +62,12 @@ strip -o "$BUNDLE/bin/flowcloud-gpu-check" "$TARGET_DIR/release/flowcloud-gpu-ch
 for example in nvdec_throughput h264_streams; do
   strip -o "$BUNDLE/bin/$example" "$TARGET_DIR/release/examples/$example"
 done
+
+# openh264 is C++: a fallback libstdc++ for a machine without one (run.sh uses it only then).
+mkdir -p "$BUNDLE/lib"
+libstdcxx="$(ldd "$BUNDLE/bin/test-worker-lib" | awk '$1 == "libstdc++.so.6" { print $3 }')"
+[[ -f $libstdcxx ]] || die "cannot find the libstdc++.so.6 the worker binaries link"
+cp -L "$libstdcxx" "$BUNDLE/lib/libstdc++.so.6"
 
 step "streams"
 streams="$BUNDLE/streams"

@@ -60,6 +60,11 @@ else
   echo "nvidia-smi: not found" | tee "$OUT/nvidia-smi.txt"
   gpu_note="nvidia-smi not found"
 fi
+# The worker's binaries link libstdc++ (openh264 is C++): the bundled one if the system lacks it.
+if ldd "$BIN/test-worker-lib" 2>/dev/null | grep -q 'not found'; then
+  export LD_LIBRARY_PATH="$HERE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  echo "libstdc++: the system has none; using the bundled one" | tee -a "$OUT/machine.txt"
+fi
 record machine "$( [[ $gpu_note == "nvidia-smi not found" ]] && echo "NOT AVAILABLE" || echo PASS)" "$gpu_note"
 
 # NVRTC: an explicit FLOWCLOUD_NVRTC_LIB, the bundled pinned one, or the toolkit's.
