@@ -784,6 +784,9 @@ struct Bandwidth {
     copy: Timed,
     fused: Vec<Timed>,
     separate: Vec<Timed>,
+    /// The fused f32 kernels launched on one buffer set only (inputs L2-resident): near the
+    /// DRAM row, the kernel's own work, not memory, sets its pace.
+    resident: Vec<Timed>,
 }
 
 /// One timed operation: bytes it must move, median time, effective bandwidth.
@@ -826,6 +829,7 @@ impl Bandwidth {
             "copy": self.copy.to_json(),
             "fused": self.fused.iter().map(Timed::to_json).collect::<Vec<_>>(),
             "two_kernels": self.separate.iter().map(Timed::to_json).collect::<Vec<_>>(),
+            "l2_resident": self.resident.iter().map(Timed::to_json).collect::<Vec<_>>(),
         })
     }
 }
@@ -962,6 +966,7 @@ fn bandwidth(gpu: &GpuContext, rng: &mut Rng, quick: bool) -> Result<Bandwidth> 
     let palette = stream.clone_htod(&palette_bytes(&random_palette(rng)))?;
     let mut fused = Vec::new();
     let mut separate = Vec::new();
+    let mut resident = Vec::new();
     for (w, h) in [(1280u32, 720u32), (1920, 1080)] {
         let layout = pitched(w, h);
         let out_layout = pitched(w, h);
@@ -1088,6 +1093,30 @@ fn bandwidth(gpu: &GpuContext, rng: &mut Rng, quick: bool) -> Result<Bandwidth> 
                     ratio: two_gbps / copy_gbps,
                     graph: graph_two,
                 });
+                let (ms_one, graph_one) = time_launches(gpu, stream, samples, &mut || {
+                    for _ in 0..per_sample {
+                        if let Some(set) = bufs.first_mut() {
+                            launch_fused_f32(
+                                gpu, stream, set, &shape, layout, &palette, variant, out_layout,
+                            )?;
+                        }
+                    }
+                    Ok(())
+                })?;
+                #[allow(clippy::cast_precision_loss, reason = "small counts")]
+                let one_us = median(ms_one) * 1e3 / per_sample as f64;
+                let one_gbps = gb_per_s(bytes, one_us);
+                resident.push(Timed {
+                    what: format!("{} {w}x{h}, one buffer set (L2-resident)", variant.name()),
+                    bytes,
+                    sets: 1,
+                    per_sample,
+                    samples,
+                    median_us: one_us,
+                    gb_per_s: one_gbps,
+                    ratio: one_gbps / copy_gbps,
+                    graph: graph_one,
+                });
                 (median(ms) * 1e3, graph)
             };
             #[allow(clippy::cast_precision_loss, reason = "small counts")]
@@ -1111,6 +1140,7 @@ fn bandwidth(gpu: &GpuContext, rng: &mut Rng, quick: bool) -> Result<Bandwidth> 
         copy,
         fused,
         separate,
+        resident,
     })
 }
 
@@ -1234,7 +1264,7 @@ fn print_bandwidth(b: &Bandwidth) {
     for t in &b.fused {
         println!("{}", timed_line(t, true));
     }
-    for t in &b.separate {
+    for t in b.separate.iter().chain(&b.resident) {
         println!("{}", timed_line(t, false));
     }
 }
@@ -1260,7 +1290,7 @@ fn markdown(checks: &[Check], bandwidth: Option<&Bandwidth>) -> String {
         md.push_str(&timed_line(t, true));
         md.push('\n');
     }
-    for t in &b.separate {
+    for t in b.separate.iter().chain(&b.resident) {
         md.push_str(&timed_line(t, false));
         md.push('\n');
     }
