@@ -869,6 +869,17 @@ fn time_samples(
     Ok(ms)
 }
 
+/// The least traffic of one fused launch: each input read once (logits, the NV12 frame's used
+/// bytes), each output written once (class map, overlay); the palette is left out.
+fn minimal_bytes(shape: &LogitShape, layout: Nv12Layout, variant: Variant) -> usize {
+    let px = layout.pixels();
+    let (cw, ch) = layout.chroma_size();
+    let nv12 = px + 2 * cw as usize * ch as usize;
+    let logits = shape.logits_len() * if variant.half { 2 } else { 4 };
+    let overlay = if variant.nv12 { nv12 } else { 4 * px };
+    logits + nv12 + px + overlay
+}
+
 /// As [`time_samples`] for a sample of kernel launches, captured once into a CUDA graph and
 /// replayed, so that the CPU's cost per launch does not set the pace of short kernels; if the
 /// capture fails, the launches are issued one by one instead. Returns whether a graph ran.
@@ -978,8 +989,6 @@ fn bandwidth(gpu: &GpuContext, rng: &mut Rng, quick: bool) -> Result<Bandwidth> 
             out_width: w,
         };
         let px = layout.pixels();
-        let (cw, ch) = layout.chroma_size();
-        let nv12_bytes = px + 2 * cw as usize * ch as usize;
         for variant in [
             Variant {
                 half: false,
@@ -998,10 +1007,7 @@ fn bandwidth(gpu: &GpuContext, rng: &mut Rng, quick: bool) -> Result<Bandwidth> 
                 nv12: true,
             },
         ] {
-            let logit_bytes = shape.logits_len() * if variant.half { 2 } else { 4 };
-            let overlay_bytes = if variant.nv12 { nv12_bytes } else { 4 * px };
-            // Minimal traffic: each input read once, each output written once.
-            let bytes = logit_bytes + nv12_bytes + px + overlay_bytes;
+            let bytes = minimal_bytes(&shape, layout, variant);
             let out_len = if variant.nv12 {
                 out_layout.required_len()
             } else {
@@ -1343,6 +1349,47 @@ mod tests {
         assert_eq!(checks.len(), 2);
         assert!(checks[0].pass && checks[0].case.ends_with("[class map]"));
         assert!(!checks[1].pass && checks[1].case.ends_with("[overlay]"));
+    }
+
+    #[test]
+    fn minimal_bytes_count_each_input_and_output_once() {
+        let shape = LogitShape {
+            classes: CLASSES,
+            in_height: 90,
+            in_width: 160,
+            out_height: 720,
+            out_width: 1280,
+        };
+        let layout = pitched(1280, 720);
+        // GPU-NOTES.md: 1,209,600 + 1,382,400 + 921,600 + 3,686,400.
+        let rgba_f32 = Variant {
+            half: false,
+            nv12: false,
+        };
+        assert_eq!(minimal_bytes(&shape, layout, rgba_f32), 7_200_000);
+        // f16 logits: half the logit bytes; NV12 overlay: 1,382,400 instead of 3,686,400.
+        let nv12_f16 = Variant {
+            half: true,
+            nv12: true,
+        };
+        assert_eq!(
+            minimal_bytes(&shape, layout, nv12_f16),
+            604_800 + 1_382_400 + 921_600 + 1_382_400
+        );
+        // Odd sizes: chroma rounds up, pitch padding is not counted.
+        let odd = pitched(321, 241);
+        let shape = LogitShape {
+            in_height: 31,
+            in_width: 41,
+            out_height: 241,
+            out_width: 321,
+            ..shape
+        };
+        let px = 321 * 241;
+        assert_eq!(
+            minimal_bytes(&shape, odd, rgba_f32),
+            21 * 31 * 41 * 4 + (px + 2 * 161 * 121) + px + 4 * px
+        );
     }
 
     #[test]
