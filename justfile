@@ -5,6 +5,11 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 set positional-arguments
 
 fuzz_dir := "edge-sdk/core/fuzz"
+nvcc := justfile_directory() / ".venv/nvcc-13.0/nvidia/cu13/bin/nvcc"
+
+# cuda/build.rs compiles the kernels to PTX with the pinned nvcc that setup installs; without it
+# the build looks for another nvcc, and with none NVRTC compiles the kernels at run time.
+export FLOWCLOUD_NVCC := if path_exists(nvcc) == "true" { nvcc } else { env_var_or_default("FLOWCLOUD_NVCC", "") }
 
 # Show the recipes.
 default:
@@ -97,9 +102,9 @@ engines-test:
     .ci/python-env.sh --torch
     .venv/bin/python -m pytest -q engines/tests
 
-# The CUDA kernels without a GPU: every kernel compiled to PTX by the pinned NVRTC 13.0 (installed into .venv/nvrtc-13.0), the "not available" errors, the CPU references.
+# The CUDA kernels without a GPU: every kernel compiled to PTX by the pinned NVRTC 13.0 and, at build time, nvcc 13.0 (same PTX), the "not available" errors, the CPU references.
 cuda-check:
-    .ci/nvrtc-env.sh
+    .ci/cuda-compilers.sh
     CI="${CI:-1}" cargo test -p flowcloud-cuda --locked
 
 # Export a network to ONNX with its manifest, e.g. `just export --arch deeplabv3_resnet50 --weights torchvision --size 1024x512 --out engines/build/dl.onnx`.

@@ -160,6 +160,6 @@ edge-sdk/capi/scripts/cbindgen.sh install  # pinned: the committed C header depe
 # ONNX Runtime (its library comes in the onnxruntime wheel) and the model tooling, in .venv.
 .ci/python-env.sh
 # NVRTC 13.0 for compiling the CUDA kernels to PTX without a GPU (just cuda-check).
-.ci/nvrtc-env.sh
+.ci/cuda-compilers.sh
 
 step "done" "(make sure $CARGO_BIN is on your PATH)"

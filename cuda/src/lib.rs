@@ -2,7 +2,9 @@
 //!
 //! - [`kernels`]: the `.cu` sources (NV12 → normalized planar RGB with resize, fused logit
 //!   upsample + argmax, colorize / alpha blend), embedded in the crate.
-//! - [`nvrtc`]: CUDA C → PTX at run time with NVRTC, loaded dynamically, cached in memory.
+//! - [`prebuilt`]: the PTX nvcc made at build time, when an nvcc was there (`build.rs`).
+//! - [`nvrtc`]: CUDA C → PTX at run time with NVRTC, loaded dynamically, cached in memory,
+//!   for kernels without prebuilt PTX.
 //! - [`GpuContext`]: a context on one GPU, and a typed, size-checked launch wrapper per kernel.
 //! - [`Capabilities`]: which GPU backends this machine can use, and why not, as data.
 //! - [`reference`]: the definition of each kernel, in Rust, per pixel.
@@ -27,6 +29,7 @@ mod context;
 pub mod error;
 pub mod kernels;
 pub mod nvrtc;
+pub mod prebuilt;
 pub mod reference;
 pub mod shape;
 

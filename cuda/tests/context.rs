@@ -45,7 +45,12 @@ fn context_opens_or_says_what_is_missing() {
 #[test]
 fn the_capability_report_prints_every_backend() {
     let shown = Capabilities::probe().to_string();
-    for line in ["CUDA driver: ", "NVRTC (CUDA kernels): ", "NVDEC: "] {
+    for line in [
+        "CUDA driver: ",
+        "NVRTC (CUDA kernels): ",
+        "prebuilt PTX (CUDA kernels): ",
+        "NVDEC: ",
+    ] {
         assert!(shown.contains(line), "{shown}");
     }
 }
