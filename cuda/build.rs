@@ -1,4 +1,4 @@
-//! Compiles `kernels/*.cu` to PTX with nvcc when one is found, so the worker loads the kernels
+//! Compiles the kernels to PTX with nvcc when one is found, so the worker loads the kernels
 //! without NVRTC and without compiling at start; without nvcc the crate builds all the same and
 //! NVRTC compiles them at first use.
 //!
@@ -9,14 +9,23 @@
 //! `75 90`: the oldest GPU the kernels support, and H100/H200); at run time a GPU takes the
 //! newest PTX not newer than itself, which its driver compiles for it.
 //!
-//! Writes `$OUT_DIR/prebuilt_ptx.rs`: nvcc's release line, its options, and one entry per source
-//! file and architecture with the PTX embedded.
+//! The programs are `KernelSource::ALL` of `src/kernels.rs`, included here, so nvcc compiles
+//! exactly the text NVRTC would (a program may be several `.cu` files, in order). Writes
+//! `$OUT_DIR/prebuilt_ptx.rs`: nvcc's release line, its options, and one entry per program and
+//! architecture with the PTX embedded.
 
 #![allow(clippy::print_stdout)] // cargo reads build-script instructions from standard output
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+// `include_str!` paths resolve from `src/kernels.rs` itself, so the sources are the crate's.
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "src/kernels.rs"]
+mod kernels;
+
+use kernels::KernelSource;
 
 /// Must equal `nvrtc::compile_options` without the architecture (a test checks it).
 const OPTIONS: [&str; 1] = ["--fmad=false"];
@@ -38,20 +47,11 @@ fn main() {
         println!("cargo:rerun-if-env-changed={var}");
     }
     println!("cargo:rerun-if-changed=kernels");
+    println!("cargo:rerun-if-changed=src/kernels.rs");
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let kernels = Path::new("kernels");
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(kernels)
-        .expect("cuda/kernels is readable")
-        .map(|entry| entry.expect("cuda/kernels is readable").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "cu"))
-        .collect();
-    sources.sort();
-    for source in &sources {
-        println!("cargo:rerun-if-changed={}", source.display());
-    }
 
     let generated = find_nvcc()
-        .and_then(|nvcc| match compile_all(&nvcc, &sources, &out_dir) {
+        .and_then(|nvcc| match compile_all(&nvcc, &out_dir) {
             Ok(generated) => Some(generated),
             Err(e) if nvcc.explicit => panic!("FLOWCLOUD_NVCC={}: {e}", nvcc.path.display()),
             Err(e) => {
@@ -119,17 +119,20 @@ fn archs() -> Result<Vec<u32>, String> {
     Ok(archs)
 }
 
-fn compile_all(nvcc: &Nvcc, sources: &[PathBuf], out_dir: &Path) -> Result<String, String> {
+fn compile_all(nvcc: &Nvcc, out_dir: &Path) -> Result<String, String> {
     let archs = archs()?;
     let version = nvcc_version(&nvcc.path)?;
+    let src_dir = out_dir.join("src");
     let ptx_dir = out_dir.join("ptx");
-    std::fs::create_dir_all(&ptx_dir).map_err(|e| format!("{}: {e}", ptx_dir.display()))?;
+    for dir in [&src_dir, &ptx_dir] {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     let mut entries = String::new();
-    for source in sources {
-        let file = source
-            .file_name()
-            .and_then(|f| f.to_str())
-            .ok_or_else(|| format!("{}: not a UTF-8 file name", source.display()))?;
+    for kernel in KernelSource::ALL {
+        let file = kernel.file_name();
+        let source = src_dir.join(file);
+        std::fs::write(&source, kernel.source())
+            .map_err(|e| format!("{}: {e}", source.display()))?;
         let stem = file.trim_end_matches(".cu");
         for &arch in &archs {
             let ptx = ptx_dir.join(format!("{stem}.compute_{arch}.ptx"));
@@ -139,7 +142,7 @@ fn compile_all(nvcc: &Nvcc, sources: &[PathBuf], out_dir: &Path) -> Result<Strin
                 .arg(format!("-arch=compute_{arch}"))
                 .arg("-o")
                 .arg(&ptx)
-                .arg(source)
+                .arg(&source)
                 .output()
                 .map_err(|e| format!("cannot run {}: {e}", nvcc.path.display()))?;
             if !output.status.success() {
@@ -162,9 +165,9 @@ fn compile_all(nvcc: &Nvcc, sources: &[PathBuf], out_dir: &Path) -> Result<Strin
     Ok(format!(
         "/// `nvcc --version`'s release line, of the nvcc that made [`PREBUILT`].\n\
          pub const NVCC_VERSION: Option<&str> = Some({version:?});\n\
-         /// The options every file was compiled with, besides `-ptx -arch=compute_XY`.\n\
+         /// The options every program was compiled with, besides `-ptx -arch=compute_XY`.\n\
          pub const NVCC_OPTIONS: &[&str] = &[{options}];\n\
-         /// One per source file and architecture.\n\
+         /// One per program and architecture.\n\
          pub const PREBUILT: &[Prebuilt] = &[\n{entries}];\n"
     ))
 }

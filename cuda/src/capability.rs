@@ -182,20 +182,9 @@ impl fmt::Display for Capabilities {
 
 /// "compute_75, compute_90 (nvcc …)" or "none (no nvcc at build time)".
 fn prebuilt_summary() -> String {
-    let mut archs: Vec<(i32, i32)> = crate::prebuilt::PREBUILT
-        .iter()
-        .map(|p| p.compute_capability)
-        .collect();
-    archs.sort_unstable();
-    archs.dedup();
+    let archs = crate::prebuilt::architectures();
     match crate::prebuilt::NVCC_VERSION {
-        Some(nvcc) if !archs.is_empty() => {
-            let archs: Vec<String> = archs
-                .iter()
-                .map(|(major, minor)| format!("compute_{major}{minor}"))
-                .collect();
-            format!("{} ({nvcc})", archs.join(", "))
-        }
+        Some(nvcc) if !archs.is_empty() => format!("{} ({nvcc})", archs.join(", ")),
         _ => "none (no nvcc at build time)".to_owned(),
     }
 }

@@ -16,7 +16,7 @@
 //! use flowcloud_cuda::{Capabilities, GpuContext};
 //!
 //! match GpuContext::new(0) {
-//!     Ok(gpu) => println!("kernels on the GPU, NVRTC {}", gpu.nvrtc().version()),
+//!     Ok(gpu) => println!("kernels on the GPU, {}", gpu.ptx_origin(flowcloud_cuda::KernelSource::Overlay)),
 //!     // On a machine without the NVIDIA driver: "CUDA is not available: ... libcuda.so.1 ..."
 //!     Err(e) => println!("CPU path: {e}\n{}", Capabilities::probe()),
 //! }
@@ -34,7 +34,7 @@ pub mod reference;
 pub mod shape;
 
 pub use capability::{Capabilities, GpuDevice, Probe};
-pub use context::GpuContext;
+pub use context::{GpuContext, PtxSource};
 pub use error::{CudaError, LaunchError, NvrtcVersion, ShapeError};
 pub use kernels::KernelSource;
 pub use nvrtc::Nvrtc;

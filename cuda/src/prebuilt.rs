@@ -36,6 +36,18 @@ pub fn for_gpu(kernel: KernelSource, gpu: (i32, i32)) -> Option<&'static Prebuil
         .max_by_key(|p| p.compute_capability)
 }
 
+/// The architectures prebuilt PTX exists for, oldest first: `["compute_75", "compute_90"]`.
+#[must_use]
+pub fn architectures() -> Vec<String> {
+    let mut archs: Vec<(i32, i32)> = PREBUILT.iter().map(|p| p.compute_capability).collect();
+    archs.sort_unstable();
+    archs.dedup();
+    archs
+        .into_iter()
+        .map(|(major, minor)| format!("compute_{major}{minor}"))
+        .collect()
+}
+
 /// Whether every kernel has prebuilt PTX for a GPU of compute capability `gpu`, so that NVRTC
 /// is not needed there.
 #[must_use]
