@@ -389,6 +389,7 @@ mod linux {
         let options = M2mOptions {
             controls,
             prefer_multi_buffer_input: true,
+            ..M2mOptions::default()
         };
         let mut encoder = match V4l2M2mEncoder::with_options(
             encoder_path,

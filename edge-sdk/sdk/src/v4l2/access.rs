@@ -172,6 +172,9 @@ impl Libv4l2 {
 
 /// The way one open device reaches its driver; every system call of a
 /// [`Device`](super::Device) and of its buffer mappings goes through it.
+///
+/// Two accesses are equal when they are of the same kind and, for libv4l2, share one loaded
+/// library.
 #[derive(Clone, Debug, Default)]
 pub enum Access {
     /// Raw system calls.
@@ -180,6 +183,18 @@ pub enum Access {
     /// `libv4l2.so.0`'s `v4l2_*` functions.
     Libv4l2(Arc<Libv4l2>),
 }
+
+impl PartialEq for Access {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Kernel, Self::Kernel) => true,
+            (Self::Libv4l2(a), Self::Libv4l2(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Access {}
 
 impl Access {
     /// Which kind this is.
