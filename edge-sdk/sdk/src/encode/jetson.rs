@@ -494,6 +494,7 @@ mod tests {
             self
         }
 
+        #[cfg(feature = "openh264")]
         fn with_libv4l2(mut self, name: &'static str) -> Self {
             self.libv4l2 = name;
             self
@@ -858,6 +859,27 @@ mod tests {
             "{}",
             selected.log_line
         );
+    }
+
+    #[cfg(not(feature = "openh264"))]
+    #[test]
+    fn without_openh264_jetpack5_without_libv4l2_is_an_error_naming_it() {
+        let settings = EncoderSettings::new(320, 240, 30);
+        match open_encoder(
+            &jetpack5_agx_orin(),
+            settings,
+            PixelFormat::Nv12,
+            &JetsonTuning::default(),
+        ) {
+            Err(EncodeError::NotAvailable { reason, .. }) => {
+                assert!(
+                    reason.contains("/dev/nvhost-msenc through libv4l2")
+                        && reason.contains("libflowcloud-no-such-libv4l2.so.0 could not be loaded"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{:?}", other.map(|s| s.log_line)),
+        }
     }
 
     #[cfg(not(feature = "openh264"))]
