@@ -15,6 +15,9 @@ use super::bindings::ioctl::{self, Request};
 use super::controls::{ControlInfo, ControlTable};
 use super::{BufType, Capability, Format, FourCc, V4l2Error};
 
+/// The longest single wait in [`Device::poll`] on a device opened through libv4l2.
+const LIBV4L2_POLL_SLICE: Duration = Duration::from_millis(2);
+
 /// An open V4L2 device node; closed on drop.
 ///
 /// Opened non-blocking: `VIDIOC_DQBUF` never sleeps in the kernel, waiting is done with
@@ -527,11 +530,19 @@ impl Device {
     /// Waits up to `timeout` for any of `events`; returns the events that occurred (empty on
     /// timeout). `POLLIN` means a capture-type buffer is ready to dequeue, `POLLOUT` an
     /// output-type one, `POLLERR` that the queue is not streaming or the device failed.
+    ///
+    /// Through libv4l2 it waits at most [`LIBV4L2_POLL_SLICE`] and may return empty early: a
+    /// vendor plugin may hand back an fd that never signals, and the callers, which loop to
+    /// their own deadline retrying `VIDIOC_DQBUF`, then still see buffers come back.
     pub(crate) fn poll(
         &self,
         events: PollFlags,
         timeout: Duration,
     ) -> Result<PollFlags, V4l2Error> {
+        let timeout = match self.access {
+            Access::Kernel => timeout,
+            Access::Libv4l2(_) => timeout.min(LIBV4L2_POLL_SLICE),
+        };
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -48,7 +48,7 @@ struct Mapping {
 }
 
 // SAFETY: the mapping is plain shared memory owned by this value alone; nothing about it is tied
-// to the thread that created it (libv4l2 keeps its per-fd state behind its own lock).
+// to the thread that created it (libv4l2 guards its per-device state with its own mutex).
 unsafe impl Send for Mapping {}
 
 // SAFETY: shared access only hands out `&[u8]`; mutation needs `&mut self`.
