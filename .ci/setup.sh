@@ -32,6 +32,7 @@ APT_PACKAGES=(
   python3
   python3-venv
   libelf1 xz-utils  # tests/v4l2-vm: objtool for the out-of-tree vicodec build; unpacking the kernel
+  libv4l-0  # libv4l2.so.0: the edge SDK's libv4l2 device access, on the host and copied into the v4l2-vm guest
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user valgrind  # the C library: aarch64 build, qemu, leak checks
 )
 RUST_TARGETS=(thumbv7em-none-eabihf aarch64-unknown-linux-gnu)  # no_std proof; the C library for Jetson
