@@ -5,6 +5,11 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 set positional-arguments
 
 fuzz_dir := "edge-sdk/core/fuzz"
+nvcc := justfile_directory() / ".venv/nvcc-13.0/nvidia/cu13/bin/nvcc"
+
+# cuda/build.rs compiles the kernels to PTX with the pinned nvcc that setup installs; without it
+# the build looks for another nvcc, and with none NVRTC compiles the kernels at run time.
+export FLOWCLOUD_NVCC := if path_exists(nvcc) == "true" { nvcc } else { env_var_or_default("FLOWCLOUD_NVCC", "") }
 
 # Show the recipes.
 default:
@@ -97,9 +102,9 @@ engines-test:
     .ci/python-env.sh --torch
     .venv/bin/python -m pytest -q engines/tests
 
-# The CUDA kernels without a GPU: every kernel compiled to PTX by the pinned NVRTC 13.0 (installed into .venv/nvrtc-13.0), the "not available" errors, the CPU references.
+# The CUDA kernels without a GPU: every kernel compiled to PTX by the pinned NVRTC 13.0 and, at build time, nvcc 13.0 (same PTX), the "not available" errors, the CPU references.
 cuda-check:
-    .ci/nvrtc-env.sh
+    .ci/cuda-compilers.sh
     CI="${CI:-1}" cargo test -p flowcloud-cuda --locked
 
 # Build the GPU check bundle (target/gpu-bundle, at most 64 MiB: release binaries, H.264 streams, the pinned NVRTC) and run its run.sh here as a test of its mechanics; on a GPU machine `bash target/gpu-bundle/run.sh` runs every GPU check of issue 7.

@@ -32,6 +32,7 @@ APT_PACKAGES=(
   python3
   python3-venv
   libelf1 xz-utils  # tests/v4l2-vm: objtool for the out-of-tree vicodec build; unpacking the kernel
+  libv4l-0  # libv4l2.so.0: the edge SDK's libv4l2 device access, on the host and copied into the v4l2-vm guest
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user valgrind  # the C library: aarch64 build, qemu, leak checks
 )
 RUST_TARGETS=(thumbv7em-none-eabihf aarch64-unknown-linux-gnu)  # no_std proof; the C library for Jetson
@@ -160,6 +161,6 @@ edge-sdk/capi/scripts/cbindgen.sh install  # pinned: the committed C header depe
 # ONNX Runtime (its library comes in the onnxruntime wheel) and the model tooling, in .venv.
 .ci/python-env.sh
 # NVRTC 13.0 for compiling the CUDA kernels to PTX without a GPU (just cuda-check).
-.ci/nvrtc-env.sh
+.ci/cuda-compilers.sh
 
 step "done" "(make sure $CARGO_BIN is on your PATH)"

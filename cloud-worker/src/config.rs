@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::decode::DecoderBackend;
 use crate::eval::command::EvalArgs;
 use crate::ingest::identity::AnonymousSenders;
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,8 @@ pub struct WorkerConfig {
     pub storage: StorageConfig,
     /// Key-frame requests.
     pub keyframes: KeyframesConfig,
+    /// Which H.264 decoder backend decodes the streams.
+    pub decode: DecodeConfig,
     /// Logging.
     pub log: LogConfig,
     /// Senders that do not open with the SR + SDES CNAME handshake.
@@ -390,6 +393,17 @@ impl KeyframesConfig {
     }
 }
 
+/// `[decode]`: which H.264 decoder backend decodes the streams.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecodeConfig {
+    /// "auto" (NVDEC where this machine can run it, else openh264), "openh264" or "nvdec"
+    /// (NVDEC or not ready). Default "auto".
+    pub backend: DecoderBackend,
+    /// The GPU NVDEC decodes on (CUDA device ordinal). Default 0.
+    pub gpu: usize,
+}
+
 /// Log line format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -423,6 +437,8 @@ impl Default for LogConfig {
 
 /// Largest picture dimension accepted in `limits.max_width` / `limits.max_height`.
 const MAX_DIMENSION: u32 = 16_384;
+/// Largest `decode.gpu`: more GPUs than one host holds is a typo.
+const MAX_GPU_ORDINAL: usize = 255;
 /// Largest `batching.max_batch`.
 const MAX_BATCH: usize = 1024;
 /// Largest timeout or interval, one day in milliseconds: a guard against unit mistakes.
@@ -525,6 +541,7 @@ impl WorkerConfig {
             results,
             storage,
             keyframes,
+            decode,
             log,
             senders: _,
             sources,
@@ -602,6 +619,12 @@ impl WorkerConfig {
         at_least_one("storage.max_files_per_stream", storage.max_files_per_stream)?;
 
         non_zero_ms("keyframes.pli_interval_ms", keyframes.pli_interval_ms)?;
+        if decode.gpu > MAX_GPU_ORDINAL {
+            return Err(invalid(
+                "decode.gpu",
+                format!("{} is not in 0..={MAX_GPU_ORDINAL}", decode.gpu),
+            ));
+        }
 
         for (i, source) in sources.iter().enumerate() {
             if source.name.is_empty() {
@@ -823,6 +846,15 @@ pub struct Cli {
     #[arg(long, value_name = "MS", env = "FLOWCLOUD_PLI_INTERVAL_MS")]
     pub pli_interval_ms: Option<u64>,
 
+    /// H.264 decoder: auto (NVDEC where usable, else openh264), openh264 or nvdec
+    /// [decode.backend; default auto].
+    #[arg(long, value_name = "BACKEND", env = "FLOWCLOUD_DECODER")]
+    pub decoder: Option<DecoderBackend>,
+
+    /// GPU (CUDA device ordinal) NVDEC decodes on [decode.gpu; default 0].
+    #[arg(long, value_name = "N", env = "FLOWCLOUD_GPU")]
+    pub gpu: Option<usize>,
+
     /// Log format [log.format; default text].
     #[arg(long, value_name = "FORMAT", env = "FLOWCLOUD_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -877,6 +909,7 @@ impl Cli {
             results,
             storage,
             keyframes,
+            decode,
             log,
             senders,
             sources,
@@ -913,6 +946,8 @@ impl Cli {
         set(&mut senders.reply_to_anonymous, self.reply_to_anonymous);
         sources.extend(self.sources);
         set(&mut keyframes.pli_interval_ms, self.pli_interval_ms);
+        set(&mut decode.backend, self.decoder);
+        set(&mut decode.gpu, self.gpu);
         set(&mut log.format, self.log_format);
         set(&mut log.filter, self.log_filter);
     }
@@ -959,6 +994,8 @@ mod tests {
         assert_eq!(config.storage.overlay_alpha, 0.5);
         assert_eq!(config.storage.max_files_per_stream, 1000);
         assert_eq!(config.keyframes.pli_interval(), Duration::from_millis(500));
+        assert_eq!(config.decode.backend, DecoderBackend::Auto);
+        assert_eq!(config.decode.gpu, 0);
         assert_eq!(config.log.format, LogFormat::Text);
         assert_eq!(config.log.filter, "info");
         // An empty file and empty sections are the defaults too.
@@ -1006,6 +1043,10 @@ frame_hashes = true
 
 [keyframes]
 pli_interval_ms = 250
+
+[decode]
+backend = "openh264"
+gpu = 1
 
 [log]
 format = "json"
@@ -1063,6 +1104,10 @@ connect_timeout_ms = 1000
             },
             keyframes: KeyframesConfig {
                 pli_interval_ms: 250,
+            },
+            decode: DecodeConfig {
+                backend: DecoderBackend::Openh264,
+                gpu: 1,
             },
             log: LogConfig {
                 format: LogFormat::Json,
@@ -1264,6 +1309,7 @@ connect_timeout_ms = 1000
                 "[keyframes]\npli_interval_ms = 0\n",
                 "keyframes.pli_interval_ms",
             ),
+            ("[decode]\ngpu = 256\n", "decode.gpu"),
             ("[log]\nfilter = \"info,[[[\"\n", "log.filter"),
         ];
         for (text, field) in cases {
@@ -1282,6 +1328,7 @@ connect_timeout_ms = 1000
             "[storage]\noverlay_alpha = 0.0\n",
             "[storage]\noverlay_alpha = 1.0\n",
             "[model]\nthreads = 0\n",
+            "[decode]\nbackend = \"nvdec\"\ngpu = 255\n",
         ] {
             WorkerConfig::from_toml_str(text).unwrap();
         }
@@ -1382,6 +1429,8 @@ connect_timeout_ms = 1000
             "--source=gate=gate.local:5000",
             "--source=dock=[fd00::7]:5000",
             "--pli-interval-ms=250",
+            "--decoder=openh264",
+            "--gpu=1",
             "--log-format=json",
             "--log-filter=warn,flowcloud_worker=debug",
             "--print-config",
@@ -1422,9 +1471,9 @@ connect_timeout_ms = 1000
             .get_arguments()
             .filter_map(|arg| arg.get_long().map(str::to_owned))
             .collect::<Vec<_>>();
-        // One flag per config field (27, and --source for [[sources]]), plus --config,
+        // One flag per config field (29, and --source for [[sources]]), plus --config,
         // --print-config, --no-storage.
-        assert_eq!(flags.len(), 31, "{flags:?}");
+        assert_eq!(flags.len(), 33, "{flags:?}");
         for flag in [
             "config",
             "print-config",
@@ -1449,6 +1498,8 @@ connect_timeout_ms = 1000
             "storage-class-maps",
             "storage-overlays",
             "overlay-alpha",
+            "decoder",
+            "gpu",
             "max-files-per-stream",
             "storage-frame-hashes",
             "anonymous-senders",

@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser as _;
 use flowcloud_core::h264::DepacketizerConfig;
+use flowcloud_cuda::{Capabilities, Probe};
 use flowcloud_worker::batching::BatcherConfig;
 use flowcloud_worker::config::{ClassMapFormat, Cli, Command, WorkerConfig};
-use flowcloud_worker::decode::{Decoder, DecoderConfig, KeyframeGateConfig, OpenH264Decoder};
+use flowcloud_worker::decode::{DecoderConfig, DecoderSelection, KeyframeGateConfig};
 use flowcloud_worker::engine::onnxruntime::{
     OnnxRuntimeEngine, OnnxRuntimeOptions, loaded_library,
 };
@@ -244,6 +245,16 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         Ok(storage) => storage,
         Err(reason) => return serve_not_ready(reason, &health, http, signals).await,
     };
+    let decoders = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || choose_decoder(&config))
+            .await
+            .unwrap_or_else(|e| Err(format!("choosing the decoder panicked: {e}")))
+    };
+    let decoders = match decoders {
+        Ok(selection) => selection.with_metrics(Arc::clone(&metrics)),
+        Err(reason) => return serve_not_ready(reason, &health, http, signals).await,
+    };
     let media = match TcpListener::bind(config.listen.media).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -258,7 +269,7 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let pipeline = Arc::new(Pipeline::start_with(
         pipeline_config(&config),
         Box::new(engine),
-        decoder_factory(&config),
+        decoder_factory(decoders.clone()),
         PipelineExtras {
             metrics: Some(Arc::clone(&metrics)),
             storage,
@@ -295,6 +306,7 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         model_path = %config.model.path.display(),
         input = format_args!("{}x{}", manifest.input_width, manifest.input_height),
         classes = manifest.classes.as_str(),
+        decoder = decoders.backend(),
         onnxruntime = %loaded_library().map_or_else(|| "?".into(), |p| p.display().to_string()),
         storage = ?config.storage.enabled().then_some(config.storage.dir.as_ref()).flatten(),
         anonymous_senders = config.senders.anonymous.as_str(),
@@ -487,12 +499,64 @@ fn pipeline_config(config: &WorkerConfig) -> PipelineConfig {
     }
 }
 
-fn decoder_factory(config: &WorkerConfig) -> DecoderFactory {
+/// Probes the GPU backends, logs what is usable and why not, and chooses the decoder backend
+/// (`decode.backend`); the error is the not-ready reason when NVDEC is required and unusable.
+fn choose_decoder(config: &WorkerConfig) -> Result<DecoderSelection, String> {
+    let capabilities = Capabilities::probe();
+    let gpu = config.decode.gpu;
+    let usable = |why: Option<String>| {
+        why.map_or_else(|| "usable".to_owned(), |why| format!("not usable: {why}"))
+    };
+    match &capabilities.driver {
+        Probe::Unavailable(why) => info!(cuda_driver = %why, "GPU backends: none (no CUDA driver)"),
+        Probe::Available(_) => info!(
+            gpus = %gpu_list(&capabilities),
+            cuda_kernels = usable(capabilities.kernels_unavailable(gpu)),
+            nvdec = usable(capabilities.nvdec_unavailable(gpu)),
+            "GPU backends on GPU {gpu}"
+        ),
+    }
     let decoder = DecoderConfig {
         max_width: config.limits.max_width,
         max_height: config.limits.max_height,
     };
-    Arc::new(move || Box::new(OpenH264Decoder::new(decoder)) as Box<dyn Decoder>)
+    let selection = DecoderSelection::choose(config.decode.backend, gpu, decoder, &capabilities)
+        .map_err(|e| e.to_string())?;
+    match selection.nvdec_unavailable() {
+        Some(why) => info!(
+            asked = config.decode.backend.as_str(),
+            decoder = selection.backend(),
+            nvdec = why,
+            "decoding on the CPU: NVDEC is not usable"
+        ),
+        None => info!(
+            asked = config.decode.backend.as_str(),
+            decoder = selection.backend(),
+            gpu,
+            "decoder backend chosen"
+        ),
+    }
+    Ok(selection)
+}
+
+/// The GPUs the driver sees, for the log: "0: NVIDIA H100 (9.0), 1: …" or "none".
+fn gpu_list(capabilities: &Capabilities) -> String {
+    if capabilities.devices.is_empty() {
+        return "none".to_owned();
+    }
+    capabilities
+        .devices
+        .iter()
+        .map(|d| {
+            let (major, minor) = d.compute_capability;
+            format!("{}: {} ({major}.{minor})", d.ordinal, d.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn decoder_factory(selection: DecoderSelection) -> DecoderFactory {
+    Arc::new(move || selection.make())
 }
 
 fn ingest_config(config: &WorkerConfig) -> IngestConfig {

@@ -13,6 +13,8 @@
 //! | `flowcloud_frames_total` | counter | `stream`, `stage` |
 //! | `flowcloud_frames_dropped_total` | counter | `stream`, `reason` |
 //! | `flowcloud_decoder_resets_total` | counter | `stream` |
+//! | `flowcloud_decoders_total` | counter | `backend` |
+//! | `flowcloud_decoder_fallbacks_total` | counter | `reason` |
 //! | `flowcloud_plis_total` | counter | `stream` |
 //! | `flowcloud_stage_seconds` | histogram | `stage` |
 //! | `flowcloud_queue_depth` | gauge | `queue`, `stream` |
@@ -163,6 +165,37 @@ label_enum! {
     }
 }
 
+label_enum! {
+    /// A stream decoder's backend (`backend` label of `flowcloud_decoders_total`).
+    DecoderKind {
+        /// openh264 on the CPU.
+        Openh264 = "openh264",
+        /// NVDEC on the GPU.
+        Nvdec = "nvdec",
+    }
+}
+
+label_enum! {
+    /// Why a stream that should have decoded on NVDEC decodes on the CPU (`reason` label of
+    /// `flowcloud_decoder_fallbacks_total`).
+    FallbackReason {
+        /// No NVDEC decoder could be created for the new stream.
+        Create = "create",
+        /// The stream's NVDEC decoder failed repeatedly (driver errors, not bad input).
+        DecodeFailures = "decode_failures",
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecoderLabels {
+    backend: DecoderKind,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FallbackLabels {
+    reason: FallbackReason,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: ConnectionOutcome,
@@ -218,6 +251,8 @@ pub struct Metrics {
     frames: Family<FrameLabels, Counter>,
     dropped: Family<DropLabels, Counter>,
     decoder_resets: Family<StreamLabels, Counter>,
+    decoders: Family<DecoderLabels, Counter>,
+    decoder_fallbacks: Family<FallbackLabels, Counter>,
     plis: Family<StreamLabels, Counter>,
     stage_seconds: HistogramFamily<StageLabels>,
     queue_depth: Family<QueueLabels, Gauge>,
@@ -273,6 +308,18 @@ impl Metrics {
             "Decoder resets (errors, resolution changes)",
             decoder_resets.clone(),
         );
+        let decoders = Family::default();
+        registry.register(
+            "flowcloud_decoders",
+            "Stream decoders created, by backend",
+            decoders.clone(),
+        );
+        let decoder_fallbacks = Family::default();
+        registry.register(
+            "flowcloud_decoder_fallbacks",
+            "Streams moved from NVDEC to openh264, by reason",
+            decoder_fallbacks.clone(),
+        );
         let plis = Family::default();
         registry.register(
             "flowcloud_plis",
@@ -313,6 +360,8 @@ impl Metrics {
             frames,
             dropped,
             decoder_resets,
+            decoders,
+            decoder_fallbacks,
             plis,
             stage_seconds,
             queue_depth,
@@ -386,6 +435,20 @@ impl Metrics {
             .get_or_create(&StreamLabels {
                 stream: stream.to_owned(),
             })
+            .inc();
+    }
+
+    /// Counts a stream decoder created on `backend`.
+    pub fn decoder_created(&self, backend: DecoderKind) {
+        self.decoders
+            .get_or_create(&DecoderLabels { backend })
+            .inc();
+    }
+
+    /// Counts a stream moved from NVDEC to openh264.
+    pub fn decoder_fallback(&self, reason: FallbackReason) {
+        self.decoder_fallbacks
+            .get_or_create(&FallbackLabels { reason })
             .inc();
     }
 
@@ -495,6 +558,8 @@ mod tests {
         m.frame("c", FrameStage::Received);
         m.dropped("c", DropReason::Lost);
         m.decoder_reset("c");
+        m.decoder_created(DecoderKind::Openh264);
+        m.decoder_fallback(FallbackReason::Create);
         m.pli("c");
         m.observe_stage(Stage::Post, Duration::ZERO);
         m.set_queue_depth(QueueKind::Batch, "c", 0);
@@ -506,6 +571,8 @@ mod tests {
             "# TYPE flowcloud_frames counter",
             "# TYPE flowcloud_frames_dropped counter",
             "# TYPE flowcloud_decoder_resets counter",
+            "# TYPE flowcloud_decoders counter",
+            "# TYPE flowcloud_decoder_fallbacks counter",
             "# TYPE flowcloud_plis counter",
             "# TYPE flowcloud_stage_seconds histogram",
             "# UNIT flowcloud_stage_seconds seconds",
@@ -553,6 +620,10 @@ mod tests {
         m.dropped("cam-1", DropReason::WaitingForKeyframe);
         m.dropped_n("cam-1", DropReason::BatchQueueFull, 2);
         m.decoder_reset("cam-1");
+        m.decoder_created(DecoderKind::Nvdec);
+        m.decoder_created(DecoderKind::Nvdec);
+        m.decoder_created(DecoderKind::Openh264);
+        m.decoder_fallback(FallbackReason::DecodeFailures);
         m.pli("cam-1");
         m.pli("cam-1");
         m.observe_stage(Stage::Infer, Duration::from_millis(30));
@@ -595,6 +666,12 @@ mod tests {
                 2.0,
             ),
             (r#"flowcloud_decoder_resets_total{stream="cam-1"}"#, 1.0),
+            (r#"flowcloud_decoders_total{backend="nvdec"}"#, 2.0),
+            (r#"flowcloud_decoders_total{backend="openh264"}"#, 1.0),
+            (
+                r#"flowcloud_decoder_fallbacks_total{reason="decode_failures"}"#,
+                1.0,
+            ),
             (r#"flowcloud_plis_total{stream="cam-1"}"#, 2.0),
             (r#"flowcloud_stage_seconds_count{stage="infer"}"#, 1.0),
             (r#"flowcloud_stage_seconds_sum{stage="infer"}"#, 0.03),

@@ -326,8 +326,12 @@ async fn disconnecting_mid_access_unit_releases_the_stream() {
     let media = MediaSender::new(9).frame(&synthetic_au(0), 0);
     camera.write_all(&media[..media.len() / 2]).await.unwrap();
     drop(camera);
+    // The server closes the stream first and counts the connection after: wait for both.
     let deadline = Instant::now() + Duration::from_secs(3);
-    while *worker.echo.closed.lock().unwrap() == 0 && Instant::now() < deadline {
+    while (*worker.echo.closed.lock().unwrap() == 0
+        || worker.counters.open.load(Ordering::Relaxed) != 0)
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(*worker.echo.closed.lock().unwrap(), 1);

@@ -369,6 +369,24 @@ fn ready_streams_and_exits_on_sigterm() {
     let log = worker.log();
     assert!(log.contains("worker ready"), "{log}");
     assert!(log.contains("tiny-seg") && log.contains("128x128"), "{log}");
+    // The GPU backends were probed and reported, and the decoder chosen from them.
+    assert!(log.contains("GPU backends"), "{log}");
+    let decoder = if nvdec_usable() { "nvdec" } else { "openh264" };
+    assert!(log.contains(&format!("decoder=\"{decoder}\"")), "{log}");
+    if decoder == "openh264" {
+        assert!(
+            log.contains("decoding on the CPU: NVDEC is not usable"),
+            "{log}"
+        );
+    }
+    assert!(
+        metric(
+            &text,
+            &format!("flowcloud_decoders_total{{backend=\"{decoder}\"}}")
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
 
     // Storage is on: the returned frames' class maps are on disk, in the camera's folder.
     let stored = std::fs::read_dir(results.join("cam-ball"))
@@ -465,6 +483,30 @@ fn not_ready_without_onnx_runtime() {
         reason.contains("ONNX Runtime") && reason.contains("not found"),
         "{reason}"
     );
+}
+
+fn nvdec_usable() -> bool {
+    flowcloud_cuda::Capabilities::probe()
+        .nvdec_unavailable(0)
+        .is_none()
+}
+
+#[test]
+fn not_ready_when_nvdec_is_required_but_unusable() {
+    if nvdec_usable() {
+        eprintln!("SKIP: NVDEC is usable on this machine");
+        return;
+    }
+    let dir = TempDir::new("worker-binary-nvdec");
+    let reason = not_ready_reason(dir, Path::new(TINY_MODEL), &["--decoder", "nvdec"], &[]);
+    assert!(
+        reason.contains("decode.backend is \"nvdec\", but NVDEC cannot be used on GPU 0"),
+        "{reason}"
+    );
+    // Without the driver, the reason names it.
+    if !flowcloud_cuda::Capabilities::probe().driver.is_available() {
+        assert!(reason.contains("libcuda.so.1"), "{reason}");
+    }
 }
 
 #[test]

@@ -129,6 +129,8 @@ impl Capabilities {
             );
         }
         match &self.nvrtc {
+            // nvcc's PTX from the build serves where it covers the GPU.
+            Probe::Unavailable(_) if crate::prebuilt::covers(device.compute_capability) => None,
             Probe::Unavailable(why) => Some(why.clone()),
             Probe::Available(_) => None,
         }
@@ -173,7 +175,17 @@ impl fmt::Display for Capabilities {
             )?;
         }
         writeln!(f, "NVRTC (CUDA kernels): {}", self.nvrtc)?;
+        writeln!(f, "prebuilt PTX (CUDA kernels): {}", prebuilt_summary())?;
         write!(f, "NVDEC: {}", self.nvdec)
+    }
+}
+
+/// "compute_75, compute_90 (nvcc …)" or "none (no nvcc at build time)".
+fn prebuilt_summary() -> String {
+    let archs = crate::prebuilt::architectures();
+    match crate::prebuilt::NVCC_VERSION {
+        Some(nvcc) if !archs.is_empty() => format!("{} ({nvcc})", archs.join(", ")),
+        _ => "none (no nvcc at build time)".to_owned(),
     }
 }
 
@@ -222,5 +234,51 @@ pub(crate) fn driver_error(
     move |e| CudaError::Driver {
         call,
         status: format!("{:?}", e.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hopper_without_nvrtc() -> Capabilities {
+        Capabilities {
+            driver: Probe::Available("1 GPU(s)".into()),
+            devices: vec![GpuDevice {
+                ordinal: 0,
+                name: "NVIDIA H100 80GB HBM3".into(),
+                compute_capability: (9, 0),
+            }],
+            nvrtc: Probe::Unavailable("NVRTC is not available: libnvrtc.so.13".into()),
+            nvdec: Probe::Available(NVDEC_LIBRARY.into()),
+        }
+    }
+
+    #[test]
+    fn without_nvrtc_the_kernels_need_prebuilt_ptx_for_the_gpu() {
+        let mut caps = hopper_without_nvrtc();
+        let why = caps.kernels_unavailable(0);
+        if crate::prebuilt::covers((9, 0)) {
+            assert_eq!(why, None, "{caps}");
+        } else {
+            assert_eq!(
+                why.as_deref(),
+                Some("NVRTC is not available: libnvrtc.so.13")
+            );
+        }
+        // A GPU older than every prebuilt architecture needs NVRTC.
+        caps.devices[0].compute_capability = (7, 5);
+        let oldest = crate::prebuilt::PREBUILT
+            .iter()
+            .map(|p| p.compute_capability)
+            .min();
+        if oldest.is_none_or(|oldest| oldest > (7, 5)) {
+            assert!(caps.kernels_unavailable(0).is_some(), "{caps}");
+        }
+        // Too old for the kernels at all, whatever is built.
+        caps.devices[0].compute_capability = (6, 1);
+        let why = caps.kernels_unavailable(0).unwrap();
+        assert!(why.contains("compute capability"), "{why}");
+        assert!(caps.to_string().contains("prebuilt PTX (CUDA kernels): "));
     }
 }

@@ -13,6 +13,7 @@ use crate::capability::{MIN_COMPUTE_CAPABILITY, driver_error, init_driver};
 use crate::error::{CudaError, LaunchError, ShapeError};
 use crate::kernels::{KernelSource, entry};
 use crate::nvrtc::Nvrtc;
+use crate::prebuilt;
 use crate::shape::{
     LogitShape, MAX_SIDE, Nv12Layout, PALETTE_BYTES, PreprocessParams, check_alpha, check_fused,
     exact_len,
@@ -21,26 +22,53 @@ use crate::shape::{
 /// Threads per block along x and y: 16 × 16 = 256 threads, one per output pixel (or 2×2 block).
 const BLOCK: u32 = 16;
 
-/// A CUDA context on one GPU, NVRTC, and the kernels' modules (compiled for the GPU's own
-/// architecture on first use, then kept).
+/// Where a [`GpuContext`] takes the kernels' PTX from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PtxSource {
+    /// nvcc's from the build where it covers the GPU ([`prebuilt::for_gpu`]), NVRTC's
+    /// otherwise, and NVRTC's too when the driver rejects the prebuilt PTX (a driver older
+    /// than that nvcc). NVRTC need not be installed where the prebuilt PTX covers the GPU.
+    #[default]
+    Auto,
+    /// Only nvcc's from the build.
+    Prebuilt,
+    /// Only NVRTC's, compiled for the GPU's own architecture.
+    Nvrtc,
+}
+
+/// A CUDA context on one GPU and the kernels' modules (loaded on first use, then kept).
 #[derive(Debug)]
 pub struct GpuContext {
     ctx: Arc<CudaContext>,
-    nvrtc: Nvrtc,
+    nvrtc: Option<Nvrtc>,
+    ptx: PtxSource,
+    compute_capability: (i32, i32),
     arch: String,
     functions: Mutex<HashMap<&'static str, CudaFunction>>,
 }
 
 impl GpuContext {
-    /// Opens GPU `ordinal`: the driver must load, see that GPU with compute capability
-    /// [`MIN_COMPUTE_CAPABILITY`] or newer, and NVRTC must load ([`Nvrtc::load`]).
+    /// Opens GPU `ordinal` with [`PtxSource::Auto`].
+    ///
+    /// # Errors
+    ///
+    /// As [`GpuContext::with_ptx`].
+    pub fn new(ordinal: usize) -> Result<Self, CudaError> {
+        Self::with_ptx(ordinal, PtxSource::Auto)
+    }
+
+    /// Opens GPU `ordinal`: the driver must load and see that GPU with compute capability
+    /// [`MIN_COMPUTE_CAPABILITY`] or newer; NVRTC must load ([`Nvrtc::load`]) unless `ptx`
+    /// lets prebuilt PTX serve every kernel on it.
     ///
     /// # Errors
     ///
     /// [`CudaError::DriverNotFound`] on a machine without the NVIDIA driver,
     /// [`CudaError::Driver`] / [`CudaError::NoDevice`] without a usable GPU,
-    /// [`CudaError::ComputeCapability`] for a GPU that is too old, and NVRTC's errors.
-    pub fn new(ordinal: usize) -> Result<Self, CudaError> {
+    /// [`CudaError::ComputeCapability`] for a GPU that is too old,
+    /// [`CudaError::NoPrebuiltPtx`] for [`PtxSource::Prebuilt`] without PTX for it, and
+    /// NVRTC's errors.
+    pub fn with_ptx(ordinal: usize, ptx: PtxSource) -> Result<Self, CudaError> {
         init_driver()?;
         let count = CudaContext::device_count().map_err(driver_error("cuDeviceGetCount"))?;
         let count = usize::try_from(count).unwrap_or_default();
@@ -59,10 +87,24 @@ impl GpuContext {
                 needed: MIN_COMPUTE_CAPABILITY,
             });
         }
-        let nvrtc = Nvrtc::load()?;
+        let covered = prebuilt::covers(found);
+        let nvrtc = match ptx {
+            PtxSource::Prebuilt if !covered => {
+                return Err(CudaError::NoPrebuiltPtx {
+                    found,
+                    built: prebuilt::architectures(),
+                });
+            }
+            PtxSource::Prebuilt => None,
+            // Kept when it loads, for a driver that rejects the prebuilt PTX.
+            PtxSource::Auto if covered => Nvrtc::load().ok(),
+            PtxSource::Auto | PtxSource::Nvrtc => Some(Nvrtc::load()?),
+        };
         Ok(Self {
             ctx,
             nvrtc,
+            ptx,
+            compute_capability: found,
             // PTX for the GPU's virtual architecture; the driver compiles it for the GPU.
             arch: format!("compute_{}{}", found.0, found.1),
             functions: Mutex::default(),
@@ -75,10 +117,30 @@ impl GpuContext {
         &self.ctx
     }
 
-    /// The NVRTC the kernels are compiled with.
+    /// The NVRTC kernels without prebuilt PTX are compiled with; `None` when prebuilt PTX
+    /// serves them all and no NVRTC is installed (or [`PtxSource::Prebuilt`]).
     #[must_use]
-    pub const fn nvrtc(&self) -> &Nvrtc {
-        &self.nvrtc
+    pub const fn nvrtc(&self) -> Option<&Nvrtc> {
+        self.nvrtc.as_ref()
+    }
+
+    /// Where `kernel`'s PTX comes from on this GPU: `"nvcc compute_90 (…release…)"` or
+    /// `"NVRTC 13.0 compute_90"` (before a load has fallen back, see [`PtxSource::Auto`]).
+    #[must_use]
+    pub fn ptx_origin(&self, kernel: KernelSource) -> String {
+        match (self.ptx, prebuilt::for_gpu(kernel, self.compute_capability)) {
+            (PtxSource::Auto | PtxSource::Prebuilt, Some(built)) => {
+                let (major, minor) = built.compute_capability;
+                format!(
+                    "nvcc compute_{major}{minor} ({})",
+                    prebuilt::NVCC_VERSION.unwrap_or("?")
+                )
+            }
+            _ => match &self.nvrtc {
+                Some(nvrtc) => format!("NVRTC {} {}", nvrtc.version(), self.arch),
+                None => "none".to_owned(),
+            },
+        }
     }
 
     /// Compiles (or takes from the cache) and loads every kernel now, so that the first frame
@@ -109,11 +171,23 @@ impl GpuContext {
         {
             return Ok(f.clone());
         }
-        let ptx = self.nvrtc.ptx(source, &self.arch)?;
-        let module: Arc<CudaModule> = self
-            .ctx
-            .load_module(Ptx::from_src(ptx.as_ref()))
-            .map_err(driver_error("cuModuleLoadData"))?;
+        let built = match self.ptx {
+            PtxSource::Nvrtc => None,
+            PtxSource::Auto | PtxSource::Prebuilt => {
+                prebuilt::for_gpu(source, self.compute_capability)
+            }
+        };
+        let module: Arc<CudaModule> = match built {
+            Some(built) => match self.ctx.load_module(Ptx::from_src(built.ptx)) {
+                Ok(module) => module,
+                // A driver older than the nvcc rejects its PTX's ISA; NVRTC compiles for it.
+                Err(_) if self.ptx == PtxSource::Auto && self.nvrtc.is_some() => {
+                    self.load_from_nvrtc(source)?
+                }
+                Err(e) => return Err(driver_error("cuModuleLoadData")(e)),
+            },
+            None => self.load_from_nvrtc(source)?,
+        };
         let mut functions = self
             .functions
             .lock()
@@ -128,6 +202,20 @@ impl GpuContext {
             kernel: source.file_name().to_owned(),
             reason: format!("{name} is not in the module"),
         })
+    }
+
+    fn load_from_nvrtc(&self, source: KernelSource) -> Result<Arc<CudaModule>, CudaError> {
+        let nvrtc = self
+            .nvrtc
+            .as_ref()
+            .ok_or_else(|| CudaError::NoPrebuiltPtx {
+                found: self.compute_capability,
+                built: prebuilt::architectures(),
+            })?;
+        let ptx = nvrtc.ptx(source, &self.arch)?;
+        self.ctx
+            .load_module(Ptx::from_src(ptx.as_ref()))
+            .map_err(driver_error("cuModuleLoadData"))
     }
 
     /// NV12 frame → the model's planar `f32` input (`fc_nv12_to_planar_f32`), on `stream`;

@@ -84,6 +84,19 @@ pub enum CudaError {
         /// The version of the library that answers by name.
         resolved: NvrtcVersion,
     },
+    /// Prebuilt PTX was asked for ([`crate::PtxSource::Prebuilt`]) but the build made none
+    /// that this GPU can run.
+    #[error(
+        "no prebuilt PTX for compute capability {}.{} (built: {}); build with nvcc \
+         (FLOWCLOUD_NVCC, FLOWCLOUD_CUDA_ARCHS) or let NVRTC compile the kernels",
+        found.0, found.1, if built.is_empty() { "none".to_owned() } else { built.join(", ") }
+    )]
+    NoPrebuiltPtx {
+        /// The GPU's compute capability.
+        found: (i32, i32),
+        /// The architectures the build made PTX for.
+        built: Vec<String>,
+    },
     /// NVRTC rejected a kernel's source; `log` is NVRTC's program log.
     #[error("NVRTC could not compile {kernel} ({status}, options {options:?}):\n{log}")]
     Compile {

@@ -9,7 +9,13 @@ fn context_opens_or_says_what_is_missing() {
     eprintln!("{caps}");
     match GpuContext::new(0) {
         Ok(gpu) => {
-            eprintln!("GPU 0 opened; NVRTC {}", gpu.nvrtc().version());
+            for kernel in flowcloud_cuda::KernelSource::ALL {
+                eprintln!(
+                    "GPU 0 opened; {}: {}",
+                    kernel.file_name(),
+                    gpu.ptx_origin(kernel)
+                );
+            }
             assert!(caps.kernels_unavailable(0).is_none(), "{caps}");
         }
         Err(CudaError::DriverNotFound { tried }) => {
@@ -45,7 +51,12 @@ fn context_opens_or_says_what_is_missing() {
 #[test]
 fn the_capability_report_prints_every_backend() {
     let shown = Capabilities::probe().to_string();
-    for line in ["CUDA driver: ", "NVRTC (CUDA kernels): ", "NVDEC: "] {
+    for line in [
+        "CUDA driver: ",
+        "NVRTC (CUDA kernels): ",
+        "prebuilt PTX (CUDA kernels): ",
+        "NVDEC: ",
+    ] {
         assert!(shown.contains(line), "{shown}");
     }
 }
@@ -63,4 +74,40 @@ fn nvrtc_by_name_fails_cleanly_or_loads() {
             assert!(shown.contains("FLOWCLOUD_NVRTC_LIB"), "{shown}");
         }
     }
+}
+
+#[test]
+fn every_ptx_source_says_what_is_missing() {
+    use flowcloud_cuda::PtxSource;
+
+    let caps = Capabilities::probe();
+    for ptx in [PtxSource::Auto, PtxSource::Prebuilt, PtxSource::Nvrtc] {
+        match GpuContext::with_ptx(0, ptx) {
+            Ok(gpu) => {
+                for kernel in flowcloud_cuda::KernelSource::ALL {
+                    let origin = gpu.ptx_origin(kernel);
+                    let expected = if ptx == PtxSource::Nvrtc { "NVRTC" } else { "" };
+                    assert!(origin.starts_with(expected), "{ptx:?}: {origin}");
+                    assert_ne!(origin, "none", "{ptx:?}");
+                }
+            }
+            Err(CudaError::DriverNotFound { .. }) => assert!(!caps.driver.is_available()),
+            Err(e @ CudaError::NoPrebuiltPtx { .. }) => {
+                assert_eq!(ptx, PtxSource::Prebuilt);
+                let shown = e.to_string();
+                assert!(shown.contains("FLOWCLOUD_NVCC"), "{shown}");
+            }
+            Err(e) => assert!(caps.kernels_unavailable(0).is_some(), "{ptx:?}: {e}"),
+        }
+    }
+    let shown = CudaError::NoPrebuiltPtx {
+        found: (9, 0),
+        built: vec![],
+    }
+    .to_string();
+    assert_eq!(
+        shown,
+        "no prebuilt PTX for compute capability 9.0 (built: none); build with nvcc \
+         (FLOWCLOUD_NVCC, FLOWCLOUD_CUDA_ARCHS) or let NVRTC compile the kernels"
+    );
 }

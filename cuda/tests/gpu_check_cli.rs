@@ -18,11 +18,8 @@ fn scratch(name: &str) -> PathBuf {
 
 #[test]
 fn without_a_gpu_it_says_not_available_and_exits_2() {
-    if let Ok(gpu) = GpuContext::new(0) {
-        eprintln!(
-            "SKIP: GPU 0 opens here (NVRTC {}); the GPU bundle runs the full check",
-            gpu.nvrtc().version()
-        );
+    if GpuContext::new(0).is_ok() {
+        eprintln!("SKIP: GPU 0 opens here; the GPU bundle runs the full check");
         return;
     }
     let dir = scratch("na");

@@ -1,5 +1,5 @@
 //! Every kernel compiles to PTX with the pinned NVRTC 13.0 (the `nvidia-cuda-nvrtc` wheel that
-//! `.ci/nvrtc-env.sh` installs), for the architecture of our GPU test machines (H100/H200:
+//! `.ci/cuda-compilers.sh` installs), for the architecture of our GPU test machines (H100/H200:
 //! sm_90), as PTX a CUDA 13.0 driver accepts. No GPU needed.
 //!
 //! Without the wheel the tests say SKIP and how to install it, except in CI (`CI` set), where
@@ -41,7 +41,7 @@ fn pinned_nvrtc() -> Option<Nvrtc> {
         );
     if !path.is_file() {
         let msg = format!(
-            "the pinned NVRTC is not at {} (set {NVRTC_LIB_ENV}, or install it: .ci/nvrtc-env.sh)",
+            "the pinned NVRTC is not at {} (set {NVRTC_LIB_ENV}, or install it: .ci/cuda-compilers.sh)",
             path.display()
         );
         assert!(!in_ci(), "{msg}");
@@ -255,4 +255,84 @@ fn a_malformed_arch_is_refused_before_nvrtc() {
     let Some(nvrtc) = pinned_nvrtc() else { return };
     let err = nvrtc.ptx(KernelSource::Overlay, "sm_90 --bad").unwrap_err();
     assert!(matches!(err, CudaError::Nvrtc { .. }), "{err:?}");
+}
+
+/// PTX lines without `//` comments (where the compilers name themselves).
+fn ptx_code(ptx: &str) -> Vec<&str> {
+    ptx.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect()
+}
+
+#[test]
+fn nvcc_at_build_time_makes_the_same_ptx_as_nvrtc() {
+    use flowcloud_cuda::prebuilt::{NVCC_OPTIONS, NVCC_VERSION, PREBUILT};
+
+    if PREBUILT.is_empty() {
+        let msg = "no prebuilt PTX: nvcc was not found at build time (the justfile points \
+                   FLOWCLOUD_NVCC at the pinned one, which .ci/cuda-compilers.sh installs)";
+        assert!(!in_ci(), "{msg}");
+        let _ = writeln!(std::io::stderr(), "SKIP: {msg}");
+        return;
+    }
+    let version = NVCC_VERSION.unwrap_or_default();
+    assert!(
+        version.contains("release 13.0"),
+        "nvcc {version:?}, pin 13.0"
+    );
+    // The options NVRTC gets, but for the architecture.
+    let nvrtc_options = compile_options("compute_90");
+    assert_eq!(
+        NVCC_OPTIONS,
+        nvrtc_options
+            .iter()
+            .filter(|o| !o.starts_with("--gpu-architecture="))
+            .collect::<Vec<_>>(),
+    );
+    for kernel in KernelSource::ALL {
+        let built: Vec<_> = PREBUILT
+            .iter()
+            .filter(|p| p.file == kernel.file_name())
+            .collect();
+        assert!(
+            built.iter().any(|p| p.compute_capability == (9, 0)),
+            "{}: no PTX for H100/H200",
+            kernel.file_name()
+        );
+        for prebuilt in built {
+            let (major, minor) = prebuilt.compute_capability;
+            let ptx = prebuilt.ptx;
+            for entry in kernel.entry_points() {
+                assert!(
+                    ptx.contains(&format!(".visible .entry {entry}(")),
+                    "{}: no entry {entry}",
+                    kernel.file_name()
+                );
+            }
+            assert!(ptx_isa(ptx) <= MAX_PTX_ISA, "{}", kernel.file_name());
+            assert_eq!(ptx_target(ptx), format!("sm_{major}{minor}"));
+            assert!(
+                !ptx.contains("fma."),
+                "{}: fused multiply-add",
+                kernel.file_name()
+            );
+            // The same compiler inside: NVRTC's PTX for that architecture is the same code.
+            let Some(nvrtc) = pinned_nvrtc() else {
+                continue;
+            };
+            let arch = format!("compute_{major}{minor}");
+            let from_nvrtc = nvrtc.ptx(kernel, &arch).unwrap();
+            assert!(
+                ptx_code(ptx) == ptx_code(&from_nvrtc),
+                "{} for {arch}: nvcc's PTX differs from NVRTC's",
+                kernel.file_name()
+            );
+            eprintln!(
+                "{} for {arch}: nvcc ({version}) PTX equals NVRTC {}'s, {} bytes",
+                kernel.file_name(),
+                nvrtc.version(),
+                ptx.len()
+            );
+        }
+    }
 }

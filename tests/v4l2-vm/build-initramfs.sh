@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packs the guest's whole userland into $VM_DIR/initramfs.gz: busybox-static, the media
 # modules in load order (vivid from the distribution kernel, vicodec and v4l2-mem2mem from
-# build-modules.sh, and what they depend on), the static check binary and /init.
+# build-modules.sh, and what they depend on), the check binary with the host's ELF interpreter
+# and C libraries it links, libv4l2.so.0 (libv4l-0) with its own, and /init.
 # Always rebuilt: it takes well under a second.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 load_kernel_env
@@ -19,6 +20,24 @@ cp "$BUSYBOX" "$ROOT/bin/busybox"
 cp "$SCRIPTS/guest-init.sh" "$ROOT/init"
 cp "$VM_DIR/v4l2_guest_check" "$ROOT/v4l2_guest_check"
 chmod +x "$ROOT/init" "$ROOT/v4l2_guest_check"
+
+# The check is dynamically linked and loads libv4l2.so.0 at run time (dlopen, which ldd cannot
+# see): each goes in with every library ldd lists for it, at the path the host has it. No libv4l
+# plugin is copied: for vicodec, libv4l2 passes every call through to the kernel.
+ldconfig=$(command -v ldconfig || echo /sbin/ldconfig)
+libv4l2=$("$ldconfig" -p | awk '$1 == "libv4l2.so.0" && /x86-64/ { print $NF; exit }')
+[[ -n $libv4l2 ]] || die "libv4l2.so.0 is not installed: apt-get install libv4l-0 (.ci/setup.sh does)"
+copy_host_file() { # copy_host_file <absolute path>
+  mkdir -p "$ROOT$(dirname "$1")"
+  cp -L "$1" "$ROOT$1"
+}
+copy_host_file "$libv4l2"
+for elf in "$VM_DIR/v4l2_guest_check" "$libv4l2"; do
+  # "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" and "/lib64/ld-linux-x86-64.so.2 (0x…)".
+  for lib in $(ldd "$elf" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+    copy_host_file "$lib"
+  done
+done
 
 # Where a module named in a `depends=` list is: ours first, then the kernel's.
 module_path() {

@@ -6,13 +6,13 @@
 #   fetch.sh            kernel, headers, source, busybox-static and qemu packages (downloaded,
 #                       unpacked under target/v4l2-vm, nothing installed)
 #   build-modules.sh    vicodec.ko + v4l2-mem2mem.ko, out of tree for that kernel
-#   build-guest.sh      edge-sdk/sdk/examples/v4l2_guest_check.rs as a static binary
-#   build-initramfs.sh  busybox + modules + the binary + /init
+#   build-guest.sh      edge-sdk/sdk/examples/v4l2_guest_check.rs
+#   build-initramfs.sh  busybox + modules + the binary with its C libraries + libv4l2 + /init
 #   boot.sh             qemu (KVM if usable, else TCG), verdict from the serial console
 #
 # Every step is cached under target/v4l2-vm (V4L2_VM_DIR), so a second run only rebuilds what
 # changed and boots. Needs apt (for `apt-get download`), gcc and make, Rust with the
-# x86_64-unknown-linux-gnu target and glibc's static libc (libc6-dev).
+# x86_64-unknown-linux-gnu target, and libv4l2 (libv4l-0), which the guest gets a copy of.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 step() { # step <script>

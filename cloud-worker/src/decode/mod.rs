@@ -4,6 +4,8 @@
 //! - [`OpenH264Decoder`] is the CPU backend (Cisco's openh264, built from bundled source).
 //! - [`NvdecDecoder`] is the GPU backend (NVIDIA's NVDEC, loaded at run time; decodes into CUDA
 //!   memory, [`nvdec::MappedFrame`]).
+//! - [`DecoderSelection`] picks the backend at start from the configuration and the capability
+//!   probe, and makes each stream's decoder, falling back to openh264 ([`WithFallback`]).
 //! - [`KeyframeGate`] is the per-stream recovery policy: it drops access units that cannot be
 //!   decoded (after stream start, a loss or a decoder error) until the next IDR, and says when
 //!   to send an RTCP PLI (DESIGN.md, "Wire protocol": keyframe request).
@@ -15,6 +17,7 @@
 pub mod keyframe_gate;
 pub mod nvdec;
 pub mod openh264;
+pub mod selection;
 
 use flowcloud_core::h264::annexb;
 use flowcloud_core::h264::{NalHeader, NalType, Sps, SpsError};
@@ -24,6 +27,7 @@ use crate::frame::I420Frame;
 pub use self::keyframe_gate::{Admit, KeyframeGate, KeyframeGateConfig, KeyframeGateStats};
 pub use self::nvdec::{NvdecDecoder, NvdecError, NvdecLibrary};
 pub use self::openh264::OpenH264Decoder;
+pub use self::selection::{DecoderBackend, DecoderSelection, NvdecRequired, WithFallback};
 
 /// What [`Decoder::decode`] produced for one access unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -40,7 +40,7 @@ use libloading::Library;
 use super::{DecodeError, DecodeOutcome, Decoder, DecoderConfig, check_access_unit};
 use crate::frame::I420Frame;
 
-const BACKEND: &str = "nvdec";
+pub(crate) const BACKEND: &str = "nvdec";
 
 /// The CUDA driver library.
 pub const CUDA_LIBRARY: &str = "libcuda.so.1";

@@ -28,7 +28,7 @@ use ::openh264::formats::YUVSource;
 use super::{DecodeError, DecodeOutcome, Decoder, DecoderConfig, check_access_unit};
 use crate::frame::I420Frame;
 
-const BACKEND: &str = "openh264";
+pub(crate) const BACKEND: &str = "openh264";
 
 /// openh264's `DECODING_STATE` bits (`codec_def.h`), for error messages and classification.
 const DECODING_STATES: [(i64, &str); 11] = [

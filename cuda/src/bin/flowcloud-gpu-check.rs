@@ -24,7 +24,8 @@ use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits};
 use flowcloud_cuda::reference::{self, Nv12};
 use flowcloud_cuda::shape::palette_bytes;
 use flowcloud_cuda::{
-    Capabilities, ChannelOrder, GpuContext, LogitShape, Nv12Layout, Palette, PreprocessParams,
+    Capabilities, ChannelOrder, GpuContext, KernelSource, LogitShape, Nv12Layout, Palette,
+    PreprocessParams,
 };
 use serde_json::{Value, json};
 
@@ -113,13 +114,24 @@ fn run(gpu: &GpuContext, args: &Args) -> Result<bool> {
     let ctx = gpu.context();
     let name = ctx.name().unwrap_or_default();
     let (major, minor) = ctx.compute_capability().unwrap_or_default();
-    println!(
-        "GPU 0: {name} (compute {major}.{minor}), NVRTC {} ({})",
-        gpu.nvrtc().version(),
-        gpu.nvrtc()
-            .path()
-            .map_or_else(|| "found by name".to_owned(), |p| p.display().to_string())
+    let nvrtc = gpu.nvrtc().map_or_else(
+        || "not loaded".to_owned(),
+        |n| {
+            let at = n
+                .path()
+                .map_or_else(|| "found by name".to_owned(), |p| p.display().to_string());
+            format!("{} ({at})", n.version())
+        },
     );
+    println!("GPU 0: {name} (compute {major}.{minor}), NVRTC {nvrtc}");
+    // Which PTX each program runs: nvcc's from the build, or NVRTC's.
+    let origins: Vec<(String, String)> = KernelSource::ALL
+        .iter()
+        .map(|&k| (k.file_name().to_owned(), gpu.ptx_origin(k)))
+        .collect();
+    for (file, origin) in &origins {
+        println!("  {file}: {origin}");
+    }
     // One stream only: cudarc's per-buffer events (for cross-stream ordering) would only add
     // work to every launch and distort the timings.
     // SAFETY: every buffer of this program is used on `stream` alone.
@@ -157,7 +169,8 @@ fn run(gpu: &GpuContext, args: &Args) -> Result<bool> {
             "status": if all_match && target_met { "pass" } else { "fail" },
             "gpu": name,
             "compute_capability": format!("{major}.{minor}"),
-            "nvrtc": gpu.nvrtc().version().to_string(),
+            "nvrtc": nvrtc,
+            "ptx": origins.iter().map(|(f, o)| json!({ "program": f, "origin": o })).collect::<Vec<_>>(),
             "checks": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
             "bandwidth": match &bandwidth {
                 Ok(b) => b.to_json(),

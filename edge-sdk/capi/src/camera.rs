@@ -263,6 +263,8 @@ fn open_source(spec: &CameraSpec) -> Result<(Box<dyn CaptureSource>, bool), fc_r
 fn encoder_error(e: EncodeError) -> fc_result {
     match e {
         EncodeError::NotAvailable { .. } => fc_result::Unsupported,
+        #[cfg(target_os = "linux")]
+        EncodeError::Libv4l2(_) => fc_result::Unsupported,
         EncodeError::InvalidSettings(_) => fc_result::InvalidConfig,
         _ => fc_result::Encoder,
     }

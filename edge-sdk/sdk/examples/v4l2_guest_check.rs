@@ -1,9 +1,12 @@
 //! Checks the SDK's V4L2 paths against real kernel drivers: `vivid` (a virtual camera) through
 //! `V4l2Capture`, and `vicodec` (a virtual stateful FWHT encoder, loaded with `multiplanar=1`)
-//! through `V4l2M2mEncoder`, including the zero-copy DMABUF hand-over between the two.
+//! through `V4l2M2mEncoder`, including the zero-copy DMABUF hand-over between the two. The
+//! encoder checks run twice: with raw ioctls, and with the device opened through
+//! `libv4l2.so.0` (checks named `libv4l2 …`), the path JetPack 5's encoder takes; the stock
+//! libv4l2 passes the calls through to vicodec.
 //!
-//! `tests/v4l2-vm/run.sh` boots a kernel with both drivers in qemu and runs this as a static
-//! binary; it needs those drivers, so it is not part of `cargo test`. Prints one `PASS`, `FAIL`
+//! `tests/v4l2-vm/run.sh` boots a kernel with both drivers in qemu and runs this there, with the
+//! C libraries it and libv4l2 need; it needs those drivers, so it is not part of `cargo test`. Prints one `PASS`, `FAIL`
 //! or `SKIP` line per check and ends with `v4l2_guest_check: PASS` (exit 0) or
 //! `v4l2_guest_check: FAIL` (exit 1).
 //!
@@ -30,6 +33,7 @@ fn main() -> std::process::ExitCode {
 mod linux {
     use std::path::Path;
     use std::process::ExitCode;
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use flowcloud_edge::capture::v4l2::{CaptureMemory, V4l2Capture, V4l2CaptureConfig};
@@ -40,7 +44,7 @@ mod linux {
     };
     use flowcloud_edge::encode::{EncoderSettings, VideoEncoder};
     use flowcloud_edge::picture::{Picture, PixelFormat};
-    use flowcloud_edge::v4l2::{Device, FourCc, list_devices};
+    use flowcloud_edge::v4l2::{Access, Device, FourCc, Libv4l2, list_devices};
 
     const WIDTH: u32 = 640;
     const HEIGHT: u32 = 480;
@@ -129,9 +133,24 @@ mod linux {
         match V4l2M2mEncoder::find_device(FourCc::FWHT, PixelFormat::Nv12) {
             Ok(Some(encoder)) => {
                 report.pass("find vicodec encoder", encoder.display().to_string());
-                encoder_check(&mut report, &camera, &encoder, frames);
+                encoder_check(&mut report, &camera, &encoder, frames, &Access::Kernel);
                 named_controls_check(&mut report, &camera, &encoder);
-                zero_copy_check(&mut report, &camera, &encoder, frames);
+                zero_copy_check(&mut report, &camera, &encoder, frames, &Access::Kernel);
+                match Libv4l2::load() {
+                    Ok(lib) => {
+                        let mapped = std::fs::read_to_string("/proc/self/maps")
+                            .is_ok_and(|maps| maps.contains("/libv4l2.so"));
+                        report.check(
+                            "load libv4l2",
+                            mapped,
+                            format!("{} loaded, in /proc/self/maps: {mapped}", lib.name()),
+                        );
+                        let access = Access::Libv4l2(Arc::new(lib));
+                        encoder_check(&mut report, &camera, &encoder, frames, &access);
+                        zero_copy_check(&mut report, &camera, &encoder, frames, &access);
+                    }
+                    Err(e) => report.fail("load libv4l2", e.to_string()),
+                }
             }
             Ok(None) => report.fail(
                 "find vicodec encoder",
@@ -323,6 +342,44 @@ mod linux {
         report.check(&name, ok, detail);
     }
 
+    /// A check's name, marked for the libv4l2 run.
+    fn named(access: &Access, check: &str) -> String {
+        match access {
+            Access::Kernel => check.to_owned(),
+            Access::Libv4l2(_) => format!("libv4l2 {check}"),
+        }
+    }
+
+    /// Opens vicodec through `access`.
+    fn open_vicodec(
+        encoder_path: &Path,
+        format: PixelFormat,
+        access: &Access,
+    ) -> Result<V4l2M2mEncoder, String> {
+        let options = M2mOptions {
+            access: access.clone(),
+            ..M2mOptions::default()
+        };
+        let encoder = V4l2M2mEncoder::with_options(
+            encoder_path,
+            encoder_settings(),
+            format,
+            FourCc::FWHT,
+            &options,
+        )
+        .map_err(|e| e.to_string())?;
+        // The device must really have been opened the way asked for.
+        if encoder.access() == access.kind() {
+            Ok(encoder)
+        } else {
+            Err(format!(
+                "opened with {} access, not {}",
+                encoder.access(),
+                access.kind()
+            ))
+        }
+    }
+
     fn encoder_settings() -> EncoderSettings {
         let mut settings = EncoderSettings::new(WIDTH, HEIGHT, 30);
         settings.keyframe_interval = GOP;
@@ -389,6 +446,7 @@ mod linux {
         let options = M2mOptions {
             controls,
             prefer_multi_buffer_input: true,
+            ..M2mOptions::default()
         };
         let mut encoder = match V4l2M2mEncoder::with_options(
             encoder_path,
@@ -481,22 +539,27 @@ mod linux {
 
     /// (b) `V4l2M2mEncoder` on vicodec with copied NV12 frames from vivid: start, steady state,
     /// keyframes, drain, restart.
-    fn encoder_check(report: &mut Report, camera: &Path, encoder_path: &Path, frames: usize) {
-        let settings = encoder_settings();
-        let mut encoder =
-            match V4l2M2mEncoder::new(encoder_path, settings, PixelFormat::Nv12, FourCc::FWHT) {
-                Ok(encoder) => encoder,
-                Err(e) => {
-                    report.fail("encoder start", e.to_string());
-                    return;
-                }
-            };
+    fn encoder_check(
+        report: &mut Report,
+        camera: &Path,
+        encoder_path: &Path,
+        frames: usize,
+        access: &Access,
+    ) {
+        let mut encoder = match open_vicodec(encoder_path, PixelFormat::Nv12, access) {
+            Ok(encoder) => encoder,
+            Err(e) => {
+                report.fail(&named(access, "encoder start"), e);
+                return;
+            }
+        };
         let input = encoder.input_format();
         let coded = encoder.coded_format();
         report.pass(
-            "encoder start",
+            &named(access, "encoder start"),
             format!(
-                "input {} {}x{}, coded {} with {}-byte buffers",
+                "{} access, input {} {}x{}, coded {} with {}-byte buffers",
+                encoder.access(),
                 input.fourcc,
                 input.width,
                 input.height,
@@ -515,7 +578,7 @@ mod linux {
             .iter()
             .any(|s| s.name == "V4L2_CID_MPEG_VIDEO_GOP_SIZE");
         report.check(
-            "encoder GOP control",
+            &named(access, "encoder GOP control"),
             gop_taken,
             format!("V4L2_CID_MPEG_VIDEO_GOP_SIZE = {GOP} accepted: {gop_taken}"),
         );
@@ -526,7 +589,7 @@ mod linux {
         ) {
             Ok(capture) => capture,
             Err(e) => {
-                report.fail("encoder input (vivid NV12)", e.to_string());
+                report.fail(&named(access, "encoder input (vivid NV12)"), e.to_string());
                 return;
             }
         };
@@ -571,7 +634,7 @@ mod linux {
             }
         }
         report.check(
-            "encoder steady state",
+            &named(access, "encoder steady state"),
             problems.is_empty(),
             format!(
                 "{frames} NV12 frames -> {bytes} bytes of FWHT in {:.2} s{}",
@@ -585,19 +648,19 @@ mod linux {
         );
         let gop_frames: Vec<usize> = (0..frames).step_by(GOP as usize).collect();
         report.check(
-            "encoder GOP keyframes",
+            &named(access, "encoder GOP keyframes"),
             gop_frames.iter().all(|n| keyframes.contains(n)),
             format!("keyframes at {keyframes:?}, GOP boundaries {gop_frames:?}"),
         );
         if forced {
             report.check(
-                "encoder forced keyframe",
+                &named(access, "encoder forced keyframe"),
                 keyframes.contains(&forced_at),
                 format!("requested before frame {forced_at}, keyframes at {keyframes:?}"),
             );
         } else {
             report.skip(
-                "encoder forced keyframe",
+                &named(access, "encoder forced keyframe"),
                 "the driver has no V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME (vicodec does not), so \
                  request_keyframe cannot take effect; keyframes come from the GOP (checked above)",
             );
@@ -622,7 +685,7 @@ mod linux {
             }
         }
         report.check(
-            "encoder drain",
+            &named(access, "encoder drain"),
             drained && encoder.is_drained() && error.is_none(),
             format!(
                 "ENC_CMD_STOP -> {pending} pending frames, then the LAST buffer (seen: {}) in {:.1} ms{}",
@@ -633,7 +696,7 @@ mod linux {
         );
         let again = encoder.drain(&mut out);
         report.check(
-            "encoder drained queue is done",
+            &named(access, "encoder drained queue is done"),
             matches!(again, Ok(None)) && out.is_empty(),
             format!("a second drain returns {again:?}"),
         );
@@ -655,7 +718,7 @@ mod linux {
             }
         }
         report.check(
-            "encoder restart after drain",
+            &named(access, "encoder restart after drain"),
             problems.is_empty() && !encoder.is_drained(),
             if problems.is_empty() {
                 "2 more frames encoded".to_owned()
@@ -667,8 +730,14 @@ mod linux {
 
     /// Zero copy: vivid's exported DMABUFs imported by vicodec must encode to exactly the bytes
     /// that copying the same pictures gives.
-    fn zero_copy_check(report: &mut Report, camera: &Path, encoder_path: &Path, frames: usize) {
-        let name = "encoder DMABUF import";
+    fn zero_copy_check(
+        report: &mut Report,
+        camera: &Path,
+        encoder_path: &Path,
+        frames: usize,
+        access: &Access,
+    ) {
+        let name = &named(access, "encoder DMABUF import");
         let format = PixelFormat::Yuyv;
         let mut capture =
             match V4l2Capture::open(camera, &capture_config(format, CaptureMemory::DmabufExport)) {
@@ -682,10 +751,9 @@ mod linux {
                     return;
                 }
             };
-        let settings = encoder_settings();
         let encoders = (
-            V4l2M2mEncoder::new(encoder_path, settings, format, FourCc::FWHT),
-            V4l2M2mEncoder::new(encoder_path, settings, format, FourCc::FWHT),
+            open_vicodec(encoder_path, format, access),
+            open_vicodec(encoder_path, format, access),
         );
         let (mut zero_copy, mut copying) = match encoders {
             (Ok(a), Ok(b)) => (a, b),

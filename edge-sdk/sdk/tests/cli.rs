@@ -149,3 +149,43 @@ fn nvenc_without_the_driver_is_a_clear_error() {
     assert!(stderr.contains("NVENC not available"), "{stderr}");
     assert!(stderr.contains("libnvidia-encode.so.1"), "{stderr}");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_v4l2_access_is_checked_and_reaches_the_encoder() {
+    let run = |access: &str| {
+        let output = command::binary(env!("CARGO_BIN_EXE_flowcloud-edge"))
+            .args([
+                "--encoder",
+                "v4l2:/dev/flowcloud-no-such-encoder",
+                "--frames",
+                "1",
+                "--width",
+                "64",
+                "--height",
+                "48",
+            ])
+            .env("FLOWCLOUD_V4L2_ACCESS", access)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = run("raw");
+    assert!(
+        stderr.contains("unknown --v4l2-access \"raw\": use kernel or libv4l2"),
+        "{stderr}"
+    );
+    let stderr = run("kernel");
+    assert!(
+        stderr.contains("open on /dev/flowcloud-no-such-encoder: ENOENT"),
+        "{stderr}"
+    );
+    // Through libv4l2: the same open error where the library is installed, else its name.
+    let stderr = run("libv4l2");
+    assert!(
+        stderr.contains("open on /dev/flowcloud-no-such-encoder: ENOENT")
+            || stderr.contains("libv4l2.so.0 could not be loaded"),
+        "{stderr}"
+    );
+}

@@ -61,6 +61,11 @@ struct Args {
     /// `nvenc`.
     #[arg(long, default_value = "openh264")]
     encoder: String,
+    /// How `--encoder v4l2:/dev/videoN` opens its device: `kernel` (raw ioctls) or `libv4l2`
+    /// (through libv4l2.so.0, as JetPack 5's encoder needs). `--encoder jetson` chooses on its
+    /// own.
+    #[arg(long, env = "FLOWCLOUD_V4L2_ACCESS", default_value = "kernel")]
+    v4l2_access: String,
     /// Target bitrate, bits per second.
     #[arg(long, default_value_t = 2_500_000)]
     bitrate: u32,
@@ -193,9 +198,25 @@ fn open_encoder(args: &Args, format: VideoFormat) -> Result<Box<dyn VideoEncoder
         }
         #[cfg(target_os = "linux")]
         "v4l2" if !rest.is_empty() => {
-            use flowcloud_edge::encode::v4l2_m2m::V4l2M2mEncoder;
-            use flowcloud_edge::v4l2::FourCc;
-            Box::new(V4l2M2mEncoder::new(rest, settings, raw, FourCc::H264)?)
+            use flowcloud_edge::encode::v4l2_m2m::{M2mOptions, V4l2M2mEncoder};
+            use flowcloud_edge::v4l2::{AccessKind, FourCc};
+            let Some(access) = AccessKind::parse(&args.v4l2_access) else {
+                bail!(
+                    "unknown --v4l2-access {:?}: use kernel or libv4l2",
+                    args.v4l2_access
+                )
+            };
+            let options = M2mOptions {
+                access: access.resolve()?,
+                ..M2mOptions::default()
+            };
+            Box::new(V4l2M2mEncoder::with_options(
+                rest,
+                settings,
+                raw,
+                FourCc::H264,
+                &options,
+            )?)
         }
         other => {
             bail!("unknown --encoder {other:?}: use openh264, v4l2:/dev/videoN, jetson or nvenc")

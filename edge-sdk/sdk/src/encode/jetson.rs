@@ -18,17 +18,20 @@
 //! the control walk and named controls are tested against the kernel's `vicodec` driver in a
 //! qemu guest (`just v4l2-vm`), where the NVIDIA controls are absent and reported as such.
 //!
-//! JetPack 5's `/dev/nvhost-msenc` is not a V4L2 node: NVIDIA reaches it through its libv4l2
-//! plugin (`v4l2_open`/`v4l2_ioctl`), which [`crate::v4l2::Device`] does not use yet; opening it
-//! with raw ioctls fails with a device error, which [`open_encoder`] turns into the openh264
-//! fall back.
+//! - **Access.** JetPack 5's `/dev/nvhost-msenc` answers only through NVIDIA's libv4l2 plugin
+//!   (`v4l2_open`/`v4l2_ioctl`/`v4l2_mmap`), so [`discover`] marks it
+//!   [`AccessKind::Libv4l2`] and [`open_encoder`] opens it through `libv4l2.so.0`, loaded at run
+//!   time; where that library does not load, it falls back to openh264 and says so. JetPack 6's
+//!   `/dev/v4l2-nvenc` gets raw ioctls. The libv4l2 path is tested with Debian's libv4l2 in front
+//!   of `vicodec` in the qemu guest, not against NVIDIA's plugin.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::v4l2_m2m::{ControlValue, M2mOptions, NamedControl, V4l2M2mEncoder};
 use super::{EncodeError, EncoderSettings, VideoEncoder};
 use crate::picture::PixelFormat;
-use crate::v4l2::FourCc;
+use crate::v4l2::{Access, AccessKind, FourCc, Libv4l2, Libv4l2Error};
 
 /// The encoder node on JetPack 5 (L4T r35).
 pub const JETPACK5_ENCODER: &str = "/dev/nvhost-msenc";
@@ -50,6 +53,10 @@ pub trait SystemView {
     fn exists(&self, path: &Path) -> bool;
     /// The contents of a small text file, `None` if it cannot be read.
     fn read(&self, path: &Path) -> Option<String>;
+    /// `libv4l2.so.0`, for nodes reached through it.
+    fn libv4l2(&self) -> Result<Arc<Libv4l2>, Libv4l2Error> {
+        Libv4l2::load().map(Arc::new)
+    }
 }
 
 /// This machine.
@@ -134,6 +141,8 @@ pub enum Discovery {
     Encoder {
         /// The node to open.
         path: PathBuf,
+        /// How to open it: libv4l2 for JetPack 5's node, raw ioctls for JetPack 6's.
+        access: AccessKind,
         /// The L4T release, when `/etc/nv_tegra_release` was readable.
         release: Option<L4tRelease>,
         /// The board, from the device tree.
@@ -169,11 +178,16 @@ impl Discovery {
         match self {
             Self::Encoder {
                 path,
+                access,
                 release,
                 model,
             } => format!(
-                "Jetson hardware encoder {} ({})",
+                "Jetson hardware encoder {}{} ({})",
                 path.display(),
+                match access {
+                    AccessKind::Kernel => "",
+                    AccessKind::Libv4l2 => " through libv4l2",
+                },
                 on(model, release)
             ),
             Self::NoHardwareEncoder { model } => {
@@ -235,10 +249,21 @@ pub fn discover(system: &dyn SystemView) -> Discovery {
     match order.iter().map(Path::new).find(|p| system.exists(p)) {
         Some(path) => Discovery::Encoder {
             path: path.to_owned(),
+            access: access_for(path),
             release,
             model,
         },
         None => Discovery::EncoderNodeMissing { release, model },
+    }
+}
+
+/// How an encoder node is opened: JetPack 5's `/dev/nvhost-msenc` only answers through NVIDIA's
+/// libv4l2 plugin; JetPack 6's `/dev/v4l2-nvenc` is an ordinary V4L2 node.
+fn access_for(path: &Path) -> AccessKind {
+    if path == Path::new(JETPACK5_ENCODER) {
+        AccessKind::Libv4l2
+    } else {
+        AccessKind::Kernel
     }
 }
 
@@ -343,6 +368,7 @@ impl JetsonTuning {
         M2mOptions {
             controls: self.controls(settings),
             prefer_multi_buffer_input: true,
+            access: Access::Kernel,
         }
     }
 }
@@ -368,9 +394,10 @@ impl core::fmt::Debug for Selected {
 }
 
 /// Opens the Jetson hardware encoder for `raw` pictures (H.264 out, [`JetsonTuning`]
-/// applied), or, when there is none (Orin Nano, not a Jetson, the node missing or failing to
-/// open) or the pictures are not NV12, openh264 with a log line that says why. Without the
-/// `openh264` feature the fall back is an error.
+/// applied; through libv4l2 on JetPack 5), or, when there is none (Orin Nano, not a Jetson, the
+/// node missing or failing to open, libv4l2 missing on JetPack 5) or the pictures are not NV12,
+/// openh264 with a log line that says why. Without the `openh264` feature the fall back is an
+/// error.
 pub fn open_encoder(
     system: &dyn SystemView,
     settings: EncoderSettings,
@@ -383,8 +410,18 @@ pub fn open_encoder(
             "{} takes NV12 pictures, this source gives {raw}",
             discovery.describe()
         ),
-        Discovery::Encoder { path, .. } => {
-            let options = tuning.options(&settings);
+        Discovery::Encoder { path, access, .. } => {
+            let mut options = tuning.options(&settings);
+            options.access = match access {
+                AccessKind::Kernel => Access::Kernel,
+                AccessKind::Libv4l2 => match system.libv4l2() {
+                    Ok(lib) => Access::Libv4l2(lib),
+                    Err(e) => {
+                        let why = format!("{} is not usable: {e}", discovery.describe());
+                        return fall_back(settings, why);
+                    }
+                },
+            };
             match V4l2M2mEncoder::with_options(path, settings, raw, FourCc::H264, &options) {
                 Ok(encoder) => {
                     let mut log_line = format!("encoder: {}", discovery.describe());
@@ -428,19 +465,38 @@ fn fall_back(_settings: EncoderSettings, why: String) -> Result<Selected, Encode
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
     use std::collections::HashMap;
 
     use super::*;
 
-    /// A device table: files with contents, nodes that exist.
-    #[derive(Default)]
+    /// A device table: files with contents, nodes that exist, and which libv4l2 to load (by
+    /// default one that does not exist), counting the loads.
     struct FakeSystem {
         files: HashMap<PathBuf, String>,
+        libv4l2: &'static str,
+        libv4l2_loads: Cell<u32>,
+    }
+
+    impl Default for FakeSystem {
+        fn default() -> Self {
+            Self {
+                files: HashMap::new(),
+                libv4l2: "libflowcloud-no-such-libv4l2.so.0",
+                libv4l2_loads: Cell::new(0),
+            }
+        }
     }
 
     impl FakeSystem {
         fn with(mut self, path: &str, contents: &str) -> Self {
             self.files.insert(PathBuf::from(path), contents.into());
+            self
+        }
+
+        #[cfg(feature = "openh264")]
+        fn with_libv4l2(mut self, name: &'static str) -> Self {
+            self.libv4l2 = name;
             self
         }
     }
@@ -452,6 +508,11 @@ mod tests {
 
         fn read(&self, path: &Path) -> Option<String> {
             self.files.get(path).cloned()
+        }
+
+        fn libv4l2(&self) -> Result<Arc<Libv4l2>, Libv4l2Error> {
+            self.libv4l2_loads.set(self.libv4l2_loads.get() + 1);
+            Libv4l2::load_from(self.libv4l2).map(Arc::new)
         }
     }
 
@@ -502,10 +563,16 @@ mod tests {
         match discover(&jetpack5_agx_orin()) {
             Discovery::Encoder {
                 path,
+                access,
                 release,
                 model,
             } => {
                 assert_eq!(path, Path::new(JETPACK5_ENCODER));
+                assert_eq!(
+                    access,
+                    AccessKind::Libv4l2,
+                    "JetPack 5's node needs libv4l2"
+                );
                 assert_eq!(release.and_then(L4tRelease::jetpack), Some(JetPack::V5));
                 assert_eq!(model.as_deref(), Some("Jetson AGX Orin Developer Kit"));
             }
@@ -518,7 +585,7 @@ mod tests {
         let system = jetpack6_orin_nx();
         let found = discover(&system);
         assert!(
-            matches!(&found, Discovery::Encoder { path, .. } if path == Path::new(JETPACK6_ENCODER)),
+            matches!(&found, Discovery::Encoder { path, access: AccessKind::Kernel, .. } if path == Path::new(JETPACK6_ENCODER)),
             "{found:?}"
         );
         assert!(
@@ -538,7 +605,29 @@ mod tests {
         );
         let both = jetpack5_agx_orin().with(JETPACK6_ENCODER, "");
         assert!(
-            matches!(discover(&both), Discovery::Encoder { path, .. } if path == Path::new(JETPACK5_ENCODER))
+            matches!(discover(&both), Discovery::Encoder { path, access: AccessKind::Libv4l2, .. } if path == Path::new(JETPACK5_ENCODER))
+        );
+        // An unknown release with only JetPack 5's node: the node decides the access.
+        let unknown = FakeSystem::default()
+            .with(COMPATIBLE_FILE, "nvidia,tegra234\0")
+            .with(JETPACK5_ENCODER, "");
+        let found = discover(&unknown);
+        assert!(
+            matches!(
+                &found,
+                Discovery::Encoder {
+                    access: AccessKind::Libv4l2,
+                    ..
+                }
+            ),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .describe()
+                .starts_with("Jetson hardware encoder /dev/nvhost-msenc through libv4l2 ("),
+            "{}",
+            found.describe()
         );
     }
 
@@ -669,9 +758,7 @@ mod tests {
 
     #[cfg(feature = "openh264")]
     #[test]
-    fn a_node_that_does_not_open_as_v4l2_falls_back_with_the_error() {
-        // JetPack 5's node is reached through NVIDIA's libv4l2 plugin, not raw ioctls; here the
-        // fake table points discovery at a node that is missing on this machine.
+    fn jetpack5_without_libv4l2_falls_back_and_names_the_library() {
         let system = jetpack5_agx_orin();
         let settings = EncoderSettings::new(320, 240, 30);
         let selected = open_encoder(
@@ -682,12 +769,72 @@ mod tests {
         )
         .unwrap();
         assert!(!selected.hardware);
+        assert_eq!(system.libv4l2_loads.get(), 1);
         assert!(
-            selected.log_line.contains("/dev/nvhost-msenc")
-                && selected.log_line.contains("failed to open")
-                && selected
-                    .log_line
-                    .ends_with("falling back to openh264 (software, on the CPU)"),
+            selected.log_line.starts_with(
+                "encoder: Jetson hardware encoder /dev/nvhost-msenc through libv4l2 (Jetson AGX Orin Developer Kit, L4T r35.4.1) is not usable: libflowcloud-no-such-libv4l2.so.0 could not be loaded"
+            ) && selected
+                .log_line
+                .ends_with("falling back to openh264 (software, on the CPU)"),
+            "{}",
+            selected.log_line
+        );
+    }
+
+    #[cfg(feature = "openh264")]
+    #[test]
+    fn jetpack5_opens_its_node_through_libv4l2() {
+        // The system's libv4l2 where installed (libv4l-0); the node itself is missing here, so
+        // v4l2_open fails and the error is in the fall back line.
+        if let Err(e) = Libv4l2::load() {
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!("SKIP jetpack5_opens_its_node_through_libv4l2: {e}\n"),
+            );
+            return;
+        }
+        let system = jetpack5_agx_orin().with_libv4l2(crate::v4l2::LIBV4L2);
+        let settings = EncoderSettings::new(320, 240, 30);
+        let selected = open_encoder(
+            &system,
+            settings,
+            PixelFormat::Nv12,
+            &JetsonTuning::default(),
+        )
+        .unwrap();
+        assert!(!selected.hardware);
+        assert_eq!(system.libv4l2_loads.get(), 1);
+        assert!(
+            selected
+                .log_line
+                .contains("through libv4l2 (Jetson AGX Orin Developer Kit, L4T r35.4.1) failed to open: open on /dev/nvhost-msenc: ENOENT"),
+            "{}",
+            selected.log_line
+        );
+    }
+
+    #[cfg(feature = "openh264")]
+    #[test]
+    fn jetpack6_opens_its_node_with_raw_ioctls() {
+        let system = jetpack6_orin_nx();
+        let settings = EncoderSettings::new(320, 240, 30);
+        let selected = open_encoder(
+            &system,
+            settings,
+            PixelFormat::Nv12,
+            &JetsonTuning::default(),
+        )
+        .unwrap();
+        assert!(!selected.hardware);
+        assert_eq!(
+            system.libv4l2_loads.get(),
+            0,
+            "JetPack 6 never loads libv4l2"
+        );
+        assert!(
+            selected.log_line.contains(
+                "encoder: Jetson hardware encoder /dev/v4l2-nvenc (NVIDIA Jetson Orin NX Engineering Reference Developer Kit, L4T r36.4.0) failed to open: open on /dev/v4l2-nvenc: ENOENT"
+            ),
             "{}",
             selected.log_line
         );
@@ -712,6 +859,27 @@ mod tests {
             "{}",
             selected.log_line
         );
+    }
+
+    #[cfg(not(feature = "openh264"))]
+    #[test]
+    fn without_openh264_jetpack5_without_libv4l2_is_an_error_naming_it() {
+        let settings = EncoderSettings::new(320, 240, 30);
+        match open_encoder(
+            &jetpack5_agx_orin(),
+            settings,
+            PixelFormat::Nv12,
+            &JetsonTuning::default(),
+        ) {
+            Err(EncodeError::NotAvailable { reason, .. }) => {
+                assert!(
+                    reason.contains("/dev/nvhost-msenc through libv4l2")
+                        && reason.contains("libflowcloud-no-such-libv4l2.so.0 could not be loaded"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{:?}", other.map(|s| s.log_line)),
+        }
     }
 
     #[cfg(not(feature = "openh264"))]

@@ -170,6 +170,10 @@ pub enum EncodeError {
     #[cfg(target_os = "linux")]
     #[error(transparent)]
     Device(#[from] crate::v4l2::V4l2Error),
+    /// The device is to be opened through libv4l2, which could not be loaded.
+    #[cfg(target_os = "linux")]
+    #[error(transparent)]
+    Libv4l2(#[from] crate::v4l2::Libv4l2Error),
 }
 
 /// An H.264 encoder producing one Annex-B access unit per picture.

@@ -34,7 +34,7 @@ use crate::v4l2::bindings as b;
 use crate::v4l2::controls::ControlKind;
 use crate::v4l2::layout::{PlaneLayout, plane_layout};
 use crate::v4l2::queue::{Memory, Queue, QueuePlane};
-use crate::v4l2::{BufType, Device, Format, FourCc, V4l2Error, list_devices};
+use crate::v4l2::{Access, BufType, Device, Format, FourCc, V4l2Error, list_devices};
 
 const NAME: &str = "V4L2 M2M encoder";
 
@@ -125,6 +125,8 @@ pub struct M2mOptions {
     /// Ask for the one-buffer-per-plane raw format (`NV12M`) first rather than the contiguous
     /// one (`NV12`): what Jetson's encoder takes.
     pub prefer_multi_buffer_input: bool,
+    /// How the device is opened: raw system calls, or libv4l2 (JetPack 5's encoder).
+    pub access: Access,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +186,7 @@ impl V4l2M2mEncoder {
     }
 
     /// [`V4l2M2mEncoder::new`] with [`M2mOptions`]: vendor controls by name, the raw format
-    /// variant to try first.
+    /// variant to try first, the way to the device (raw system calls or libv4l2).
     pub fn with_options(
         path: impl AsRef<Path>,
         settings: EncoderSettings,
@@ -195,7 +197,7 @@ impl V4l2M2mEncoder {
         // The driver reports its own size limits when the formats are set.
         settings.validate(u32::MAX, u32::MAX)?;
         let (w, h) = (settings.width, settings.height);
-        let device = Arc::new(Device::open(path)?);
+        let device = Arc::new(Device::open_with(path, options.access.clone())?);
         let capability = device.capability()?;
         if !capability.is_m2m_mplane() || !capability.has_streaming() {
             return Err(EncodeError::NotAvailable {
@@ -342,6 +344,12 @@ impl V4l2M2mEncoder {
             }
         }
         Ok(None)
+    }
+
+    /// How the device was opened: raw system calls or libv4l2.
+    #[must_use]
+    pub fn access(&self) -> crate::v4l2::AccessKind {
+        self.device.access().kind()
     }
 
     /// Controls the driver did not take, with the reason.

@@ -1,9 +1,7 @@
 //! An open V4L2 device node and the thin `Result` layer over its ioctls.
 
 use core::ffi::{CStr, c_int};
-use std::fs::OpenOptions;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -11,36 +9,52 @@ use nix::errno::Errno;
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use super::bindings::{self as b, ioctl};
+use super::access::{Access, c_path};
+use super::bindings as b;
+use super::bindings::ioctl::{self, Request};
 use super::controls::{ControlInfo, ControlTable};
 use super::{BufType, Capability, Format, FourCc, V4l2Error};
+
+/// The longest single wait in [`Device::poll`] on a device opened through libv4l2.
+const LIBV4L2_POLL_SLICE: Duration = Duration::from_millis(2);
 
 /// An open V4L2 device node; closed on drop.
 ///
 /// Opened non-blocking: `VIDIOC_DQBUF` never sleeps in the kernel, waiting is done with
 /// `poll` and a timeout so a stalled driver cannot hang the camera.
+///
+/// Every system call on it (ioctls, close, the buffer `mmap`s of its queues) goes through its
+/// [`Access`]: raw system calls, or libv4l2 for nodes that are only reachable that way.
 #[derive(Debug)]
 pub struct Device {
-    fd: OwnedFd,
+    /// Owned: closed by `Drop` through `access` (libv4l2 must see the close of an fd it opened).
+    fd: c_int,
+    access: Access,
     path: String,
 }
 
 impl Device {
-    /// Opens `path` read-write, non-blocking, close-on-exec.
+    /// Opens `path` read-write, non-blocking, close-on-exec, with raw system calls.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, V4l2Error> {
+        Self::open_with(path, Access::Kernel)
+    }
+
+    /// Opens `path` read-write, non-blocking, close-on-exec, through `access`.
+    pub fn open_with(path: impl AsRef<Path>, access: Access) -> Result<Self, V4l2Error> {
         let path = path.as_ref();
         let name = path.display().to_string();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| {
-                let errno = e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
-                V4l2Error::new(name.clone(), "open", errno)
-            })?;
+        let c_path = c_path(path).map_err(|errno| V4l2Error::new(name.clone(), "open", errno))?;
+        let flags = libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        let fd = loop {
+            match access.open(&c_path, flags) {
+                Err(Errno::EINTR) => {}
+                Err(errno) => return Err(V4l2Error::new(name, "open", errno)),
+                Ok(fd) => break fd,
+            }
+        };
         Ok(Self {
-            fd: file.into(),
+            fd,
+            access,
             path: name,
         })
     }
@@ -51,33 +65,52 @@ impl Device {
         &self.path
     }
 
+    /// How this device reaches its driver.
+    #[must_use]
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
     /// An error of `call` on this device.
     pub(crate) fn error(&self, call: &'static str, errno: Errno) -> V4l2Error {
         V4l2Error::new(self.path.clone(), call, errno)
     }
 
-    /// Runs a read/write ioctl, retrying when a signal interrupts it.
+    /// Runs a read/write ioctl through the device's [`Access`], retrying when a signal
+    /// interrupts it.
     ///
     /// # Safety
     ///
-    /// `request` must be declared with the argument type `T`, and every pointer inside `*arg`
-    /// must be valid for what the kernel reads and writes through it for this request.
+    /// Every pointer inside `*arg` must be valid for what the driver reads and writes through
+    /// it for this request (the request's type fixes `T`, so the argument itself is the right
+    /// size).
     unsafe fn call<T>(
         &self,
         name: &'static str,
-        request: unsafe fn(c_int, *mut T) -> nix::Result<c_int>,
+        request: Request<T>,
         arg: &mut T,
     ) -> Result<c_int, V4l2Error> {
         loop {
             // SAFETY: the fd is open for the lifetime of `self`; `arg` is an exclusive borrow
             // of the type the request is declared with (size-checked against the UAPI), and the
             // caller vouches for pointers inside it.
-            match unsafe { request(self.fd.as_raw_fd(), arg) } {
+            match unsafe { self.access.ioctl(self.fd, request, arg) } {
                 Err(Errno::EINTR) => {}
                 Err(errno) => return Err(self.error(name, errno)),
                 Ok(value) => return Ok(value),
             }
         }
+    }
+
+    /// Maps `len` bytes of a buffer plane at `offset` through the device's [`Access`].
+    pub(crate) fn map(
+        &self,
+        len: core::num::NonZeroUsize,
+        offset: u32,
+    ) -> Result<core::ptr::NonNull<core::ffi::c_void>, V4l2Error> {
+        // SAFETY: the fd is open; the mapping is fresh (no address hint) and aliases no Rust
+        // memory; the caller releases it with `Access::munmap` of `self.access()`.
+        unsafe { self.access.mmap(self.fd, len, offset) }.map_err(|errno| self.error("mmap", errno))
     }
 
     /// `VIDIOC_QUERYCAP`.
@@ -92,7 +125,7 @@ impl Device {
             reserved: [0; 3],
         };
         // SAFETY: `v4l2_capability` holds no pointers and is the request's argument type.
-        unsafe { self.call("VIDIOC_QUERYCAP", ioctl::vidioc_querycap, &mut raw) }?;
+        unsafe { self.call("VIDIOC_QUERYCAP", ioctl::VIDIOC_QUERYCAP, &mut raw) }?;
         Ok(Capability {
             driver: c_string(&raw.driver),
             card: c_string(&raw.card),
@@ -118,7 +151,7 @@ impl Device {
                 reserved: [0; 3],
             };
             // SAFETY: `v4l2_fmtdesc` holds no pointers and is the request's argument type.
-            match unsafe { self.call("VIDIOC_ENUM_FMT", ioctl::vidioc_enum_fmt, &mut desc) } {
+            match unsafe { self.call("VIDIOC_ENUM_FMT", ioctl::VIDIOC_ENUM_FMT, &mut desc) } {
                 Ok(_) => formats.push(FourCc(desc.pixelformat)),
                 // EINVAL past the last index ends the list.
                 Err(e) if e.errno == Errno::EINVAL => break,
@@ -133,7 +166,7 @@ impl Device {
         let mut raw = empty_format(buf_type);
         // SAFETY: `v4l2_format` holds no pointers (the `win` member with pointers is not
         // used for video types) and is the request's argument type.
-        unsafe { self.call("VIDIOC_G_FMT", ioctl::vidioc_g_fmt, &mut raw) }?;
+        unsafe { self.call("VIDIOC_G_FMT", ioctl::VIDIOC_G_FMT, &mut raw) }?;
         Ok(Format::from_raw(buf_type, &raw))
     }
 
@@ -187,7 +220,7 @@ impl Device {
             };
         }
         // SAFETY: as in `format`.
-        unsafe { self.call("VIDIOC_S_FMT", ioctl::vidioc_s_fmt, &mut raw) }?;
+        unsafe { self.call("VIDIOC_S_FMT", ioctl::VIDIOC_S_FMT, &mut raw) }?;
         Ok(Format::from_raw(buf_type, &raw))
     }
 
@@ -208,7 +241,7 @@ impl Device {
             reserved: [0; 3],
         };
         // SAFETY: `v4l2_requestbuffers` holds no pointers and is the request's argument type.
-        unsafe { self.call("VIDIOC_REQBUFS", ioctl::vidioc_reqbufs, &mut req) }?;
+        unsafe { self.call("VIDIOC_REQBUFS", ioctl::VIDIOC_REQBUFS, &mut req) }?;
         Ok((req.count, req.capabilities))
     }
 
@@ -217,7 +250,7 @@ impl Device {
     fn buffer_call(
         &self,
         name: &'static str,
-        request: unsafe fn(c_int, *mut b::v4l2_buffer) -> nix::Result<c_int>,
+        request: Request<b::v4l2_buffer>,
         buf_type: BufType,
         buf: &mut b::v4l2_buffer,
         planes: &mut [b::v4l2_plane; b::VIDEO_MAX_PLANES],
@@ -244,7 +277,7 @@ impl Device {
     ) -> Result<(), V4l2Error> {
         self.buffer_call(
             "VIDIOC_QUERYBUF",
-            ioctl::vidioc_querybuf,
+            ioctl::VIDIOC_QUERYBUF,
             buf_type,
             buf,
             planes,
@@ -258,7 +291,7 @@ impl Device {
         buf: &mut b::v4l2_buffer,
         planes: &mut [b::v4l2_plane; b::VIDEO_MAX_PLANES],
     ) -> Result<(), V4l2Error> {
-        self.buffer_call("VIDIOC_QBUF", ioctl::vidioc_qbuf, buf_type, buf, planes)
+        self.buffer_call("VIDIOC_QBUF", ioctl::VIDIOC_QBUF, buf_type, buf, planes)
     }
 
     /// `VIDIOC_DQBUF` (non-blocking: `EAGAIN` when no buffer is ready).
@@ -268,7 +301,7 @@ impl Device {
         buf: &mut b::v4l2_buffer,
         planes: &mut [b::v4l2_plane; b::VIDEO_MAX_PLANES],
     ) -> Result<(), V4l2Error> {
-        self.buffer_call("VIDIOC_DQBUF", ioctl::vidioc_dqbuf, buf_type, buf, planes)
+        self.buffer_call("VIDIOC_DQBUF", ioctl::VIDIOC_DQBUF, buf_type, buf, planes)
     }
 
     /// `VIDIOC_EXPBUF`: a DMABUF fd for one plane of an MMAP buffer.
@@ -287,7 +320,7 @@ impl Device {
             reserved: [0; 11],
         };
         // SAFETY: `v4l2_exportbuffer` holds no pointers and is the request's argument type.
-        unsafe { self.call("VIDIOC_EXPBUF", ioctl::vidioc_expbuf, &mut exp) }?;
+        unsafe { self.call("VIDIOC_EXPBUF", ioctl::VIDIOC_EXPBUF, &mut exp) }?;
         if exp.fd < 0 {
             return Err(self.error("VIDIOC_EXPBUF", Errno::EBADF));
         }
@@ -299,28 +332,23 @@ impl Device {
     fn stream(
         &self,
         name: &'static str,
-        request: unsafe fn(c_int, *const c_int) -> nix::Result<c_int>,
+        request: Request<c_int>,
         buf_type: BufType,
     ) -> Result<(), V4l2Error> {
-        let arg = buf_type.raw() as c_int;
-        loop {
-            // SAFETY: the fd is open; STREAMON/STREAMOFF read one `int`, which `arg` is.
-            match unsafe { request(self.fd.as_raw_fd(), &arg) } {
-                Err(Errno::EINTR) => {}
-                Err(errno) => return Err(self.error(name, errno)),
-                Ok(_) => return Ok(()),
-            }
-        }
+        let mut arg = buf_type.raw() as c_int;
+        // SAFETY: STREAMON/STREAMOFF read one `int`, which `arg` is; it holds no pointers.
+        unsafe { self.call(name, request, &mut arg) }?;
+        Ok(())
     }
 
     /// `VIDIOC_STREAMON`.
     pub(crate) fn stream_on(&self, buf_type: BufType) -> Result<(), V4l2Error> {
-        self.stream("VIDIOC_STREAMON", ioctl::vidioc_streamon, buf_type)
+        self.stream("VIDIOC_STREAMON", ioctl::VIDIOC_STREAMON, buf_type)
     }
 
     /// `VIDIOC_STREAMOFF`: stops the queue and takes every buffer back from the driver.
     pub(crate) fn stream_off(&self, buf_type: BufType) -> Result<(), V4l2Error> {
-        self.stream("VIDIOC_STREAMOFF", ioctl::vidioc_streamoff, buf_type)
+        self.stream("VIDIOC_STREAMOFF", ioctl::VIDIOC_STREAMOFF, buf_type)
     }
 
     /// Sets the frame interval of a queue (`VIDIOC_S_PARM`) to `1 / fps` and returns the rate
@@ -336,7 +364,7 @@ impl Device {
             parm: b::v4l2_streamparm_parm { raw_data: [0; 200] },
         };
         // SAFETY: `v4l2_streamparm` holds no pointers and is the request's argument type.
-        match unsafe { self.call("VIDIOC_G_PARM", ioctl::vidioc_g_parm, &mut parm) } {
+        match unsafe { self.call("VIDIOC_G_PARM", ioctl::VIDIOC_G_PARM, &mut parm) } {
             Ok(_) => {}
             Err(e) if matches!(e.errno, Errno::ENOTTY | Errno::EINVAL) => return Ok(None),
             Err(e) => return Err(e),
@@ -358,7 +386,7 @@ impl Device {
             parm.parm.output.timeperframe = interval;
         }
         // SAFETY: as for G_PARM.
-        unsafe { self.call("VIDIOC_S_PARM", ioctl::vidioc_s_parm, &mut parm) }?;
+        unsafe { self.call("VIDIOC_S_PARM", ioctl::VIDIOC_S_PARM, &mut parm) }?;
         // SAFETY: plain integers, see above.
         let chosen = unsafe { parm.parm.capture.timeperframe };
         Ok((chosen.numerator != 0 && chosen.denominator != 0)
@@ -380,7 +408,7 @@ impl Device {
             reserved: [0; 2],
         };
         // SAFETY: `v4l2_queryctrl` holds no pointers and is the request's argument type.
-        match unsafe { self.call("VIDIOC_QUERYCTRL", ioctl::vidioc_queryctrl, &mut query) } {
+        match unsafe { self.call("VIDIOC_QUERYCTRL", ioctl::VIDIOC_QUERYCTRL, &mut query) } {
             Ok(_) => {}
             Err(e) if e.errno == Errno::EINVAL => return Ok(None),
             Err(e) => return Err(e),
@@ -400,7 +428,7 @@ impl Device {
         for _ in 0..4096 {
             let mut query = empty_queryctrl(id | next);
             // SAFETY: `v4l2_queryctrl` holds no pointers and is the request's argument type.
-            match unsafe { self.call("VIDIOC_QUERYCTRL", ioctl::vidioc_queryctrl, &mut query) } {
+            match unsafe { self.call("VIDIOC_QUERYCTRL", ioctl::VIDIOC_QUERYCTRL, &mut query) } {
                 Ok(_) => {}
                 // EINVAL after the last control ends the walk.
                 Err(e) if e.errno == Errno::EINVAL => break,
@@ -466,7 +494,7 @@ impl Device {
         unsafe {
             self.call(
                 "VIDIOC_S_EXT_CTRLS",
-                ioctl::vidioc_s_ext_ctrls,
+                ioctl::VIDIOC_S_EXT_CTRLS,
                 &mut controls,
             )
         }?;
@@ -477,7 +505,7 @@ impl Device {
     pub(crate) fn set_control(&self, id: u32, value: i32) -> Result<i32, V4l2Error> {
         let mut control = b::v4l2_control { id, value };
         // SAFETY: `v4l2_control` holds no pointers and is the request's argument type.
-        unsafe { self.call("VIDIOC_S_CTRL", ioctl::vidioc_s_ctrl, &mut control) }?;
+        unsafe { self.call("VIDIOC_S_CTRL", ioctl::VIDIOC_S_CTRL, &mut control) }?;
         Ok(control.value)
     }
 
@@ -492,7 +520,7 @@ impl Device {
         unsafe {
             self.call(
                 "VIDIOC_ENCODER_CMD",
-                ioctl::vidioc_encoder_cmd,
+                ioctl::VIDIOC_ENCODER_CMD,
                 &mut command,
             )
         }?;
@@ -502,18 +530,26 @@ impl Device {
     /// Waits up to `timeout` for any of `events`; returns the events that occurred (empty on
     /// timeout). `POLLIN` means a capture-type buffer is ready to dequeue, `POLLOUT` an
     /// output-type one, `POLLERR` that the queue is not streaming or the device failed.
+    ///
+    /// Through libv4l2 it waits at most [`LIBV4L2_POLL_SLICE`] and may return empty early: a
+    /// vendor plugin may hand back an fd that never signals, and the callers, which loop to
+    /// their own deadline retrying `VIDIOC_DQBUF`, then still see buffers come back.
     pub(crate) fn poll(
         &self,
         events: PollFlags,
         timeout: Duration,
     ) -> Result<PollFlags, V4l2Error> {
+        let timeout = match self.access {
+            Access::Kernel => timeout,
+            Access::Libv4l2(_) => timeout.min(LIBV4L2_POLL_SLICE),
+        };
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             // Round up so a sub-millisecond remainder is not a busy loop.
             let millis = left.as_micros().div_ceil(1000);
             let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(self.fd.as_fd(), events)];
+            let mut fds = [PollFd::new(self.as_fd(), events)];
             match nix::poll::poll(&mut fds, timeout) {
                 Ok(0) => return Ok(PollFlags::empty()),
                 Ok(_) => return Ok(fds[0].revents().unwrap_or(PollFlags::empty())),
@@ -525,8 +561,19 @@ impl Device {
 }
 
 impl AsFd for Device {
+    /// The fd the driver's node is open on; with libv4l2 too, which opens the real node and
+    /// hands its fd back, so `poll` works on it.
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        // SAFETY: `fd` stays open until `self` drops, which the borrow cannot outlive.
+        unsafe { BorrowedFd::borrow_raw(self.fd) }
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // Errors are ignored: nothing can be done about a failed close.
+        // SAFETY: `fd` came from `self.access.open` and is not used after this.
+        let _ = unsafe { self.access.close(self.fd) };
     }
 }
 

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::libc::timeval;
-use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 
+use super::access::Access;
 use super::bindings::{self as b, VIDEO_MAX_PLANES};
 use super::{BufType, Device, V4l2Error};
 
@@ -39,15 +39,16 @@ impl Memory {
     }
 }
 
-/// One `mmap` of a buffer plane; unmapped on drop.
+/// One `mmap` of a buffer plane; unmapped on drop, through the same [`Access`] that mapped it.
 #[derive(Debug)]
 struct Mapping {
     ptr: NonNull<c_void>,
     len: usize,
+    access: Access,
 }
 
 // SAFETY: the mapping is plain shared memory owned by this value alone; nothing about it is tied
-// to the thread that created it.
+// to the thread that created it (libv4l2 guards its per-device state with its own mutex).
 unsafe impl Send for Mapping {}
 
 // SAFETY: shared access only hands out `&[u8]`; mutation needs `&mut self`.
@@ -58,22 +59,12 @@ impl Mapping {
         let length = NonZeroUsize::new(len as usize).ok_or_else(|| {
             device.error("mmap (driver reported a zero-length plane)", Errno::EINVAL)
         })?;
-        // SAFETY: a fresh shared mapping chosen by the kernel (no address hint), of a plane the
-        // driver just described with this offset and length; it aliases no Rust memory.
-        let ptr = unsafe {
-            mmap(
-                None,
-                length,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-                device.as_fd(),
-                i64::from(offset),
-            )
-        }
-        .map_err(|errno| device.error("mmap", errno))?;
+        // A plane the driver just described with this offset and length.
+        let ptr = device.map(length, offset)?;
         Ok(Self {
             ptr,
             len: len as usize,
+            access: device.access().clone(),
         })
     }
 
@@ -91,9 +82,9 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly what `mmap` returned, and no slice into the mapping
-        // outlives `self` (they all borrow it).
-        let _ = unsafe { munmap(self.ptr, self.len) };
+        // SAFETY: `ptr`/`len` are exactly what `mmap` of this access returned and was asked
+        // for, and no slice into the mapping outlives `self` (they all borrow it).
+        let _ = unsafe { self.access.munmap(self.ptr, self.len) };
     }
 }
 

@@ -1,0 +1,584 @@
+//! Which decoder each stream gets: the backend is chosen once at start, from what the
+//! configuration asks for and what the capability probe found, and openh264 is the fallback
+//! wherever NVDEC cannot serve (no driver, no NVDEC, a decoder that cannot be created for a new
+//! stream, or one that keeps failing mid-stream).
+
+use std::sync::Arc;
+
+use clap::ValueEnum;
+use flowcloud_cuda::Capabilities;
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use super::nvdec::{NvdecDecoder, NvdecLibrary};
+use super::{DecodeError, DecodeOutcome, Decoder, DecoderConfig, OpenH264Decoder};
+use crate::frame::I420Frame;
+use crate::metrics::{DecoderKind, FallbackReason, Metrics};
+
+/// Backend failures in a row after which a stream leaves NVDEC for openh264. Input our own
+/// checks reject (`Corrupt`, `Unsupported`, `TooLarge`) never counts, and one failure should
+/// not cost a stream the GPU; NVDEC's parser may report a damaged stream as a failed call, so
+/// a stream sending garbage can end up on the CPU, where it is still decoded correctly.
+pub const NVDEC_FAILURES_BEFORE_FALLBACK: u32 = 3;
+
+/// `[decode] backend`: the H.264 decoder backend asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DecoderBackend {
+    /// NVDEC when the probe at start finds it usable on the configured GPU, else openh264.
+    #[default]
+    Auto,
+    /// openh264 on the CPU, without trying the GPU.
+    Openh264,
+    /// NVDEC; the worker is not ready when it cannot be used.
+    Nvdec,
+}
+
+impl DecoderBackend {
+    /// The name as written in the config file and on the command line.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Openh264 => "openh264",
+            Self::Nvdec => "nvdec",
+        }
+    }
+}
+
+/// `decode.backend = "nvdec"` on a machine where NVDEC cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("decode.backend is \"nvdec\", but NVDEC cannot be used on GPU {gpu}: {reason}")]
+pub struct NvdecRequired {
+    /// The configured GPU.
+    pub gpu: usize,
+    /// Why not.
+    pub reason: String,
+}
+
+#[derive(Clone)]
+enum Chosen {
+    OpenH264,
+    Nvdec {
+        library: Arc<NvdecLibrary>,
+        gpu: usize,
+    },
+}
+
+/// The decoder backend chosen at start; makes one decoder per stream ([`Self::make`]).
+#[derive(Clone)]
+pub struct DecoderSelection {
+    chosen: Chosen,
+    config: DecoderConfig,
+    /// Why NVDEC is not used, when it was considered and is not.
+    nvdec_unavailable: Option<String>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl std::fmt::Debug for DecoderSelection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecoderSelection")
+            .field("backend", &self.backend())
+            .field("config", &self.config)
+            .field("nvdec_unavailable", &self.nvdec_unavailable)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DecoderSelection {
+    /// Chooses the backend for `asked`: openh264 as asked; for `auto` and `nvdec`, NVDEC when
+    /// `capabilities` say GPU `gpu` has it, its libraries load, and a decoder can be created
+    /// there (created and dropped again, so a driver that cannot serve is found now, not at
+    /// the first camera).
+    ///
+    /// # Errors
+    ///
+    /// [`NvdecRequired`] when `asked` is `nvdec` and any of that fails; `auto` falls back to
+    /// openh264 instead and says why ([`Self::nvdec_unavailable`]).
+    pub fn choose(
+        asked: DecoderBackend,
+        gpu: usize,
+        config: DecoderConfig,
+        capabilities: &Capabilities,
+    ) -> Result<Self, NvdecRequired> {
+        let openh264 = |why: Option<String>| Self {
+            chosen: Chosen::OpenH264,
+            config,
+            nvdec_unavailable: why,
+            metrics: None,
+        };
+        if asked == DecoderBackend::Openh264 {
+            return Ok(openh264(None));
+        }
+        match nvdec_on(gpu, config, capabilities) {
+            Ok(library) => Ok(Self {
+                chosen: Chosen::Nvdec { library, gpu },
+                config,
+                nvdec_unavailable: None,
+                metrics: None,
+            }),
+            Err(reason) if asked == DecoderBackend::Auto => Ok(openh264(Some(reason))),
+            Err(reason) => Err(NvdecRequired { gpu, reason }),
+        }
+    }
+
+    /// Counts every decoder made and every fallback into `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The backend new streams get: `"nvdec"` or `"openh264"`.
+    #[must_use]
+    pub const fn backend(&self) -> &'static str {
+        match self.chosen {
+            Chosen::OpenH264 => super::openh264::BACKEND,
+            Chosen::Nvdec { .. } => super::nvdec::BACKEND,
+        }
+    }
+
+    /// Why NVDEC is not used, when `auto` considered it and fell back to openh264.
+    #[must_use]
+    pub fn nvdec_unavailable(&self) -> Option<&str> {
+        self.nvdec_unavailable.as_deref()
+    }
+
+    /// A decoder for a new stream. On NVDEC, one that moves to openh264 after
+    /// [`NVDEC_FAILURES_BEFORE_FALLBACK`] backend failures in a row; when no NVDEC decoder
+    /// can be created (the GPU's decoder sessions or memory exhausted), openh264 at once.
+    /// Either way is logged and counted; other streams keep their decoders.
+    #[must_use]
+    pub fn make(&self) -> Box<dyn Decoder> {
+        match &self.chosen {
+            Chosen::OpenH264 => self.openh264(),
+            Chosen::Nvdec { library, gpu } => match NvdecDecoder::new(library, *gpu, self.config) {
+                Ok(decoder) => {
+                    self.count(DecoderKind::Nvdec);
+                    let selection = self.clone();
+                    Box::new(WithFallback::new(decoder, move || {
+                        selection.fallback(FallbackReason::DecodeFailures);
+                        selection.openh264()
+                    }))
+                }
+                Err(e) => {
+                    warn!(gpu, error = %e, "no NVDEC decoder for a new stream: it decodes on the CPU (openh264)");
+                    self.fallback(FallbackReason::Create);
+                    self.openh264()
+                }
+            },
+        }
+    }
+
+    fn openh264(&self) -> Box<dyn Decoder> {
+        self.count(DecoderKind::Openh264);
+        Box::new(OpenH264Decoder::new(self.config))
+    }
+
+    fn count(&self, kind: DecoderKind) {
+        if let Some(metrics) = &self.metrics {
+            metrics.decoder_created(kind);
+        }
+    }
+
+    fn fallback(&self, reason: FallbackReason) {
+        if let Some(metrics) = &self.metrics {
+            metrics.decoder_fallback(reason);
+        }
+    }
+}
+
+/// NVDEC's library on GPU `gpu`, checked by creating a decoder there, or why not.
+fn nvdec_on(
+    gpu: usize,
+    config: DecoderConfig,
+    capabilities: &Capabilities,
+) -> Result<Arc<NvdecLibrary>, String> {
+    if let Some(why) = capabilities.nvdec_unavailable(gpu) {
+        return Err(why);
+    }
+    let library = NvdecLibrary::load().map_err(|e| e.to_string())?;
+    drop(NvdecDecoder::new(&library, gpu, config).map_err(|e| e.to_string())?);
+    Ok(library)
+}
+
+/// A decoder that hands its stream to a fallback decoder after
+/// [`NVDEC_FAILURES_BEFORE_FALLBACK`] [`DecodeError::Backend`] errors in a row.
+///
+/// The switch happens on the failing call, which still returns its error: the caller resets
+/// the decoder and waits for the next IDR, which the fallback then decodes from scratch.
+pub struct WithFallback<P> {
+    current: Current<P>,
+    make_fallback: Option<Box<dyn FnOnce() -> Box<dyn Decoder> + Send>>,
+    failures: u32,
+}
+
+enum Current<P> {
+    Primary(P),
+    Fallback(Box<dyn Decoder>),
+}
+
+impl<P: Decoder> WithFallback<P> {
+    /// `primary` until it fails; then what `fallback` makes.
+    pub fn new(primary: P, fallback: impl FnOnce() -> Box<dyn Decoder> + Send + 'static) -> Self {
+        Self {
+            current: Current::Primary(primary),
+            make_fallback: Some(Box::new(fallback)),
+            failures: 0,
+        }
+    }
+
+    fn decoder(&mut self) -> &mut dyn Decoder {
+        match &mut self.current {
+            Current::Primary(primary) => primary,
+            Current::Fallback(fallback) => fallback.as_mut(),
+        }
+    }
+
+    fn switch(&mut self, error: &DecodeError) {
+        let Some(make) = self.make_fallback.take() else {
+            return;
+        };
+        let from = self.backend();
+        let fallback = make();
+        warn!(
+            from,
+            to = fallback.backend(),
+            failures = self.failures,
+            error = %error,
+            "the stream's decoder keeps failing: it moves to another backend from the next key frame"
+        );
+        // The primary's resources (an NVDEC session, GPU memory) go now, not with the stream.
+        self.current = Current::Fallback(fallback);
+    }
+}
+
+impl<P: Decoder> Decoder for WithFallback<P> {
+    fn decode(
+        &mut self,
+        access_unit: &[u8],
+        out: &mut I420Frame,
+    ) -> Result<DecodeOutcome, DecodeError> {
+        let result = self.decoder().decode(access_unit, out);
+        if matches!(self.current, Current::Primary(_)) {
+            match &result {
+                Err(error @ DecodeError::Backend { .. }) => {
+                    self.failures += 1;
+                    if self.failures >= NVDEC_FAILURES_BEFORE_FALLBACK {
+                        let error = error.clone();
+                        self.switch(&error);
+                    }
+                }
+                Ok(DecodeOutcome::Frame) => self.failures = 0,
+                _ => {}
+            }
+        }
+        result
+    }
+
+    fn reset(&mut self) {
+        self.decoder().reset();
+    }
+
+    fn backend(&self) -> &'static str {
+        match &self.current {
+            Current::Primary(primary) => primary.backend(),
+            Current::Fallback(fallback) => fallback.backend(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use flowcloud_cuda::{GpuDevice, Probe};
+
+    use super::*;
+
+    /// Whether this machine can run NVDEC (then the "falls back" tests check the other way).
+    fn nvdec_here() -> bool {
+        Capabilities::probe().nvdec_unavailable(0).is_none()
+    }
+
+    /// Capabilities as a machine with one Hopper GPU and NVDEC would report them.
+    fn gpu_machine() -> Capabilities {
+        Capabilities {
+            driver: Probe::Available("1 GPU(s)".into()),
+            devices: vec![GpuDevice {
+                ordinal: 0,
+                name: "NVIDIA H100 80GB HBM3".into(),
+                compute_capability: (9, 0),
+            }],
+            nvrtc: Probe::Available("NVRTC 13.0".into()),
+            nvdec: Probe::Available("libnvcuvid.so.1".into()),
+        }
+    }
+
+    #[test]
+    fn openh264_is_chosen_as_asked_without_trying_the_gpu() {
+        // Even capabilities claiming NVDEC do not matter.
+        let selection = DecoderSelection::choose(
+            DecoderBackend::Openh264,
+            0,
+            DecoderConfig::default(),
+            &gpu_machine(),
+        )
+        .unwrap();
+        assert_eq!(selection.backend(), "openh264");
+        assert_eq!(selection.nvdec_unavailable(), None);
+        let metrics = Arc::new(Metrics::new());
+        let selection = selection.with_metrics(Arc::clone(&metrics));
+        assert_eq!(selection.make().backend(), "openh264");
+        assert_eq!(selection.make().backend(), "openh264");
+        let text = metrics.encode();
+        assert!(
+            text.contains("flowcloud_decoders_total{backend=\"openh264\"} 2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn auto_falls_back_to_openh264_and_says_why() {
+        let capabilities = Capabilities::probe();
+        let selection = DecoderSelection::choose(
+            DecoderBackend::Auto,
+            0,
+            DecoderConfig::default(),
+            &capabilities,
+        )
+        .unwrap();
+        if nvdec_here() {
+            assert_eq!(selection.backend(), "nvdec");
+            assert_eq!(selection.make().backend(), "nvdec");
+            return;
+        }
+        assert_eq!(selection.backend(), "openh264");
+        let why = selection.nvdec_unavailable().expect("a reason");
+        // The probe's own words: on a machine without the driver, the driver library.
+        assert_eq!(Some(why.to_owned()), capabilities.nvdec_unavailable(0));
+        if !capabilities.driver.is_available() {
+            assert!(why.contains("libcuda.so.1"), "{why}");
+        }
+        assert_eq!(selection.make().backend(), "openh264");
+    }
+
+    #[test]
+    fn a_probe_that_claims_nvdec_is_checked_by_loading_it() {
+        if nvdec_here() {
+            return;
+        }
+        // The probe says yes; loading the libraries says no, and that is the reason given.
+        let selection = DecoderSelection::choose(
+            DecoderBackend::Auto,
+            0,
+            DecoderConfig::default(),
+            &gpu_machine(),
+        )
+        .unwrap();
+        assert_eq!(selection.backend(), "openh264");
+        let why = selection.nvdec_unavailable().unwrap();
+        assert!(why.starts_with("NVDEC is not available: "), "{why}");
+        assert!(
+            why.contains("libcuda.so.1") || why.contains("libnvcuvid.so.1"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn nvdec_when_required_is_an_error_naming_the_gpu_and_the_reason() {
+        let mut no_driver = gpu_machine();
+        no_driver.driver = Probe::Unavailable("CUDA is not available: no libcuda.so.1".into());
+        no_driver.devices.clear();
+        let err = DecoderSelection::choose(
+            DecoderBackend::Nvdec,
+            0,
+            DecoderConfig::default(),
+            &no_driver,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "decode.backend is \"nvdec\", but NVDEC cannot be used on GPU 0: \
+             CUDA is not available: no libcuda.so.1"
+        );
+
+        // A GPU the machine does not have.
+        let err = DecoderSelection::choose(
+            DecoderBackend::Nvdec,
+            3,
+            DecoderConfig::default(),
+            &gpu_machine(),
+        )
+        .unwrap_err();
+        assert_eq!(err.gpu, 3);
+        assert!(err.reason.contains("GPU 3"), "{err}");
+        assert!(err.reason.contains("1 GPU"), "{err}");
+
+        // A driver without NVDEC.
+        let mut no_nvdec = gpu_machine();
+        no_nvdec.nvdec = Probe::Unavailable("libnvcuvid.so.1 cannot be loaded".into());
+        let err = DecoderSelection::choose(
+            DecoderBackend::Nvdec,
+            0,
+            DecoderConfig::default(),
+            &no_nvdec,
+        )
+        .unwrap_err();
+        assert!(err.reason.contains("libnvcuvid.so.1"), "{err}");
+        // The same machine under auto decodes on the CPU.
+        let selection =
+            DecoderSelection::choose(DecoderBackend::Auto, 0, DecoderConfig::default(), &no_nvdec)
+                .unwrap();
+        assert_eq!(selection.backend(), "openh264");
+    }
+
+    /// A decoder that plays back scripted results and records the calls it got.
+    struct Scripted {
+        name: &'static str,
+        results: VecDeque<Result<DecodeOutcome, DecodeError>>,
+        calls: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Scripted {
+        fn new(
+            name: &'static str,
+            results: Vec<Result<DecodeOutcome, DecodeError>>,
+            calls: &Arc<Mutex<Vec<String>>>,
+        ) -> Self {
+            Self {
+                name,
+                results: results.into(),
+                calls: Arc::clone(calls),
+            }
+        }
+    }
+
+    impl Decoder for Scripted {
+        fn decode(
+            &mut self,
+            _access_unit: &[u8],
+            _out: &mut I420Frame,
+        ) -> Result<DecodeOutcome, DecodeError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("{} decode", self.name));
+            self.results.pop_front().unwrap_or(Ok(DecodeOutcome::Frame))
+        }
+
+        fn reset(&mut self) {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("{} reset", self.name));
+        }
+
+        fn backend(&self) -> &'static str {
+            self.name
+        }
+    }
+
+    fn backend_error() -> Result<DecodeOutcome, DecodeError> {
+        Err(DecodeError::Backend {
+            backend: "gpu",
+            reason: "CUDA_ERROR_LAUNCH_FAILED".into(),
+        })
+    }
+
+    fn corrupt() -> Result<DecodeOutcome, DecodeError> {
+        Err(DecodeError::Corrupt {
+            reason: "bad slice".into(),
+        })
+    }
+
+    #[test]
+    fn repeated_backend_failures_move_the_stream_to_the_fallback_once() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let made = Arc::new(Mutex::new(0));
+        // Two failures, a good frame (the count starts again), then three in a row.
+        let primary = Scripted::new(
+            "gpu",
+            vec![
+                backend_error(),
+                backend_error(),
+                Ok(DecodeOutcome::Frame),
+                backend_error(),
+                backend_error(),
+                backend_error(),
+            ],
+            &calls,
+        );
+        let fallback_calls = Arc::clone(&calls);
+        let fallback_made = Arc::clone(&made);
+        let mut decoder = WithFallback::new(primary, move || {
+            *fallback_made.lock().unwrap() += 1;
+            // The fallback fails too: a backend error there does not switch again.
+            Box::new(Scripted::new("cpu", vec![backend_error()], &fallback_calls))
+                as Box<dyn Decoder>
+        });
+        let mut frame = I420Frame::filled(2, 2, (0, 0, 0));
+        let mut outcomes = Vec::new();
+        for _ in 0..9 {
+            outcomes.push(decoder.decode(b"au", &mut frame).map_err(|_| ()));
+            if decoder.backend() == "gpu" {
+                assert_eq!(*made.lock().unwrap(), 0);
+            }
+        }
+        decoder.reset();
+        assert_eq!(decoder.backend(), "cpu");
+        assert_eq!(*made.lock().unwrap(), 1);
+        let frame_ok = Ok(DecodeOutcome::Frame);
+        assert_eq!(
+            outcomes,
+            vec![
+                Err(()),
+                Err(()),
+                frame_ok,
+                Err(()),
+                Err(()),
+                Err(()), // the third in a row: the switch happens here
+                Err(()), // the fallback's own failure
+                frame_ok,
+                frame_ok,
+            ]
+        );
+        let calls = calls.lock().unwrap();
+        assert_eq!(calls.iter().filter(|c| *c == "gpu decode").count(), 6);
+        assert_eq!(calls.iter().filter(|c| *c == "cpu decode").count(), 3);
+        assert_eq!(calls.last().map(String::as_str), Some("cpu reset"));
+    }
+
+    #[test]
+    fn bad_input_never_moves_a_stream_off_the_gpu() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let unsupported = Err(DecodeError::Unsupported {
+            reason: "4:4:4".into(),
+        });
+        let too_large = Err(DecodeError::TooLarge {
+            width: 8192,
+            height: 8192,
+        });
+        let primary = Scripted::new(
+            "gpu",
+            vec![
+                corrupt(),
+                corrupt(),
+                corrupt(),
+                unsupported,
+                too_large,
+                Ok(DecodeOutcome::NoPicture),
+            ],
+            &calls,
+        );
+        let mut decoder = WithFallback::new(primary, || -> Box<dyn Decoder> {
+            panic!("no fallback for bad input")
+        });
+        let mut frame = I420Frame::filled(2, 2, (0, 0, 0));
+        for _ in 0..10 {
+            let _ = decoder.decode(b"au", &mut frame);
+        }
+        assert_eq!(decoder.backend(), "gpu");
+    }
+}
