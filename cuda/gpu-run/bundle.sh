@@ -13,7 +13,7 @@
 #                          the committed 4:2:0 test vectors, and a resolution-change stream; each
 #                          checked to decode with openh264 here
 #   lib/libstdc++.so.6     this machine's, used on the GPU machine only if it has none
-#   nvrtc/*.xz             the pinned NVRTC 13.0.88 (.ci/nvrtc-env.sh), xz-compressed (110 MB raw)
+#   nvrtc/*.xz             the pinned NVRTC 13.0.88 (.ci/cuda-compilers.sh), xz-compressed (110 MB raw)
 #   MANIFEST.txt           commit, build time, sha256 of every file
 #
 # Needs: cargo, python3 (reads cargo's JSON messages), gst-launch-1.0 with x264enc, xz, strip.
@@ -93,7 +93,7 @@ cat "$streams/openh264-322x242-60f.h264" "$streams/x264-main-1280x720-300f.h264"
 "$BUNDLE/bin/h264_streams" verify "$streams"
 
 step "NVRTC (pinned, xz)"
-.ci/nvrtc-env.sh
+.ci/cuda-compilers.sh
 lib=".venv/nvrtc-13.0/nvidia/cu13/lib"
 for f in libnvrtc.so.13 libnvrtc-builtins.so.13.0; do
   sum="$(sha256sum "$lib/$f" | cut -c1-16)"
