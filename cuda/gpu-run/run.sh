@@ -122,7 +122,7 @@ rc=$?
 if [[ $rc == 0 ]] && grep -q '^SKIP' "$OUT/logs/nvdec-bit-exact.log"; then
   record nvdec-bit-exact "NOT AVAILABLE" "$(grep -m1 '^SKIP' "$OUT/logs/nvdec-bit-exact.log" | cut -c1-160)"
 else
-  record nvdec-bit-exact "$(status_of $rc)" "$(grep -c 'bit-exact$' "$OUT/logs/nvdec-bit-exact.log") of $(ls "$HERE"/streams/*.h264 | wc -l) streams bit-exact"
+  record nvdec-bit-exact "$(status_of $rc)" "$(grep -c 'bit-exact$' "$OUT/logs/nvdec-bit-exact.log") of $(find "$HERE/streams" -name '*.h264' | wc -l) streams bit-exact"
 fi
 run_part nvdec-unit-tests 60 "$OUT/logs/nvdec-unit-tests.log" \
   "$BIN/test-worker-lib" decode::nvdec --skip bit_exact_against_openh264_on_a_gpu
