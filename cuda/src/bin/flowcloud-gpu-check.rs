@@ -132,9 +132,10 @@ fn run(gpu: &GpuContext, args: &Args) -> Result<bool> {
     for (file, origin) in &origins {
         println!("  {file}: {origin}");
     }
-    // One stream only: cudarc's per-buffer events (for cross-stream ordering) would only add
-    // work to every launch and distort the timings.
-    // SAFETY: every buffer of this program is used on `stream` alone.
+    // No buffer crosses streams: cudarc's per-buffer events (for cross-stream ordering) would
+    // only add work to every launch and distort the timings.
+    // SAFETY: every buffer of this program is used only on the stream that allocated it (the
+    // checks' default stream, or the bandwidth measurement's own stream).
     unsafe { ctx.disable_event_tracking() };
     let stream = ctx.default_stream();
     gpu.warm_up().context("compiling the kernels")?;
