@@ -107,6 +107,11 @@ cuda-check:
     .ci/cuda-compilers.sh
     CI="${CI:-1}" cargo test -p flowcloud-cuda --locked
 
+# Build the GPU check bundle (target/gpu-bundle, at most 64 MiB: release binaries, H.264 streams, the pinned NVRTC) and run its run.sh here as a test of its mechanics; on a GPU machine `bash target/gpu-bundle/run.sh` runs every GPU check of issue 7.
+gpu-bundle:
+    cuda/gpu-run/bundle.sh target/gpu-bundle
+    cuda/gpu-run/selftest.sh target/gpu-bundle
+
 # Export a network to ONNX with its manifest, e.g. `just export --arch deeplabv3_resnet50 --weights torchvision --size 1024x512 --out engines/build/dl.onnx`.
 export *args:
     .ci/python-env.sh --torch

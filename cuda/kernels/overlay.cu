@@ -19,18 +19,39 @@ __device__ __forceinline__ void fc_frame_rgb(const unsigned char *frame, unsigne
     rgb[2] = fminf(fmaxf(b, 0.0f), 255.0f);
 }
 
-// out = round((1 - alpha) * F + alpha * O), round half away from zero, for each channel.
-__device__ __forceinline__ void fc_blend_pixel(const unsigned char *frame, unsigned long long chroma_offset,
-                                               unsigned int pitch, const unsigned char *class_map,
-                                               unsigned int width, const unsigned char *palette, float keep,
-                                               float alpha, unsigned int x, unsigned int y, int out[3]) {
+// out = round((1 - alpha) * F + alpha * O), round half away from zero, for each channel; O is
+// the class's palette colour. Also used by the fused argmax + overlay kernels
+// (fused_overlay.cu), which pass the class they computed.
+__device__ __forceinline__ void fc_blend_class(const unsigned char *frame, unsigned long long chroma_offset,
+                                               unsigned int pitch, unsigned int class_index,
+                                               const unsigned char *palette, float keep, float alpha,
+                                               unsigned int x, unsigned int y, int out[3]) {
     float f[3];
     fc_frame_rgb(frame, chroma_offset, pitch, x, y, f);
-    const unsigned char *o = palette + 3 * (unsigned int)class_map[(unsigned long long)y * width + x];
+    const unsigned char *o = palette + 3 * class_index;
     for (int c = 0; c < 3; ++c) {
         float v = roundf(__fadd_rn(__fmul_rn(keep, f[c]), __fmul_rn(alpha, (float)o[c])));
         out[c] = (int)fminf(fmaxf(v, 0.0f), 255.0f);
     }
+}
+
+// As fc_blend_class with the class read from the class map.
+__device__ __forceinline__ void fc_blend_pixel(const unsigned char *frame, unsigned long long chroma_offset,
+                                               unsigned int pitch, const unsigned char *class_map,
+                                               unsigned int width, const unsigned char *palette, float keep,
+                                               float alpha, unsigned int x, unsigned int y, int out[3]) {
+    unsigned int class_index = class_map[(unsigned long long)y * width + x];
+    fc_blend_class(frame, chroma_offset, pitch, class_index, palette, keep, alpha, x, y, out);
+}
+
+// BT.601 limited-range luma of a blended pixel, in integers (the edge SDK's rgb_to_i420).
+__device__ __forceinline__ unsigned char fc_luma(const int p[3]) {
+    return (unsigned char)(((66 * p[0] + 129 * p[1] + 25 * p[2] + 128) >> 8) + 16);
+}
+
+// U and V from the sums of four blended pixels' R, G and B (the edge SDK's rgb_to_i420).
+__device__ __forceinline__ void fc_store_chroma(unsigned char *uv, const int sum[3]) {
+    fc_store_chroma(uv, sum);
 }
 
 // RGBA (alpha byte 255) of each class's palette colour. One thread per pixel.
@@ -95,12 +116,10 @@ extern "C" __global__ void fc_blend_nv12_nv12(const unsigned char *frame, unsign
             }
             // Repeated pixels (odd sizes) are summed again but written once.
             if (2 * cx + dx < width && 2 * cy + dy < height) {
-                out[(unsigned long long)y * out_pitch + x] =
-                    (unsigned char)(((66 * p[0] + 129 * p[1] + 25 * p[2] + 128) >> 8) + 16);
+                out[(unsigned long long)y * out_pitch + x] = fc_luma(p);
             }
         }
     }
     unsigned char *uv = out + out_chroma_offset + (unsigned long long)cy * out_pitch + 2 * cx;
-    uv[0] = (unsigned char)(((-38 * sum[0] - 74 * sum[1] + 112 * sum[2] + 512) >> 10) + 128);
-    uv[1] = (unsigned char)(((112 * sum[0] - 94 * sum[1] - 18 * sum[2] + 512) >> 10) + 128);
+    fc_store_chroma(uv, sum);
 }

@@ -42,15 +42,12 @@ __device__ __forceinline__ float fc_load_logit(const unsigned short *logits, uns
     return f;
 }
 
+// The class of output pixel (x, y): the upsampled logits' argmax. Also used by the fused
+// argmax + overlay kernels (fused_overlay.cu), so both give the same class.
 template <typename T>
-__device__ __forceinline__ void fc_upsample_argmax(const T *logits, unsigned int classes, unsigned int in_h,
-                                                   unsigned int in_w, unsigned int out_h, unsigned int out_w,
-                                                   unsigned char *class_map) {
-    unsigned int x = blockIdx.x * blockDim.x + threadIdx.x;
-    unsigned int y = blockIdx.y * blockDim.y + threadIdx.y;
-    if (x >= out_w || y >= out_h) {
-        return;
-    }
+__device__ __forceinline__ unsigned int fc_argmax_pixel(const T *logits, unsigned int classes, unsigned int in_h,
+                                                        unsigned int in_w, unsigned int out_h, unsigned int out_w,
+                                                        unsigned int x, unsigned int y) {
     FcTap tx = fc_logit_tap(x, in_w, out_w);
     FcTap ty = fc_logit_tap(y, in_h, out_h);
     unsigned long long plane = (unsigned long long)in_h * in_w;
@@ -71,7 +68,20 @@ __device__ __forceinline__ void fc_upsample_argmax(const T *logits, unsigned int
             best_class = c;
         }
     }
-    class_map[(unsigned long long)y * out_w + x] = (unsigned char)best_class;
+    return best_class;
+}
+
+template <typename T>
+__device__ __forceinline__ void fc_upsample_argmax(const T *logits, unsigned int classes, unsigned int in_h,
+                                                   unsigned int in_w, unsigned int out_h, unsigned int out_w,
+                                                   unsigned char *class_map) {
+    unsigned int x = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= out_w || y >= out_h) {
+        return;
+    }
+    class_map[(unsigned long long)y * out_w + x] =
+        (unsigned char)fc_argmax_pixel(logits, classes, in_h, in_w, out_h, out_w, x, y);
 }
 
 extern "C" __global__ void fc_upsample_argmax_f32(const float *logits, unsigned int classes, unsigned int in_h,

@@ -15,7 +15,8 @@ use crate::kernels::{KernelSource, entry};
 use crate::nvrtc::Nvrtc;
 use crate::prebuilt;
 use crate::shape::{
-    LogitShape, MAX_SIDE, Nv12Layout, PALETTE_BYTES, PreprocessParams, check_alpha, exact_len,
+    LogitShape, MAX_SIDE, Nv12Layout, PALETTE_BYTES, PreprocessParams, check_alpha, check_fused,
+    exact_len,
 };
 
 /// Threads per block along x and y: 16 × 16 = 256 threads, one per output pixel (or 2×2 block).
@@ -500,6 +501,231 @@ impl GpuContext {
         unsafe { launch.launch(grid(cw, ch)) }.map_err(launch_error(name))?;
         Ok(())
     }
+}
+
+impl GpuContext {
+    /// `f32` logits → class map and RGBA overlay in one pass (`fc_argmax_blend_rgba_f32`): the
+    /// logits upsampled to the frame's size (`shape.out_*` = `layout`'s size), their argmax
+    /// written to `class_map` and its colours blended over `frame` into `rgba`, as
+    /// [`GpuContext::upsample_argmax_f32`] followed by [`GpuContext::blend_nv12_rgba`];
+    /// [`crate::reference::argmax_blend_rgba`] is its definition.
+    ///
+    /// # Errors
+    ///
+    /// As [`GpuContext::upsample_argmax_f32`] and [`GpuContext::blend_nv12_rgba`], and
+    /// [`ShapeError::Layout`] for a class map of another size than the frame.
+    #[allow(clippy::too_many_arguments, reason = "one argument per kernel buffer")]
+    pub fn argmax_blend_rgba_f32(
+        &self,
+        stream: &CudaStream,
+        logits: &CudaView<'_, f32>,
+        shape: &LogitShape,
+        frame: &CudaView<'_, u8>,
+        layout: Nv12Layout,
+        palette: &CudaView<'_, u8>,
+        alpha: f32,
+        class_map: &mut CudaViewMut<'_, u8>,
+        rgba: &mut CudaViewMut<'_, u8>,
+    ) -> Result<(), LaunchError> {
+        let fused = Fused {
+            logits,
+            shape,
+            frame,
+            layout,
+            palette,
+            alpha,
+        };
+        self.argmax_blend(
+            entry::ARGMAX_BLEND_RGBA_F32,
+            stream,
+            &fused,
+            class_map,
+            rgba,
+            None,
+        )
+    }
+
+    /// As [`GpuContext::argmax_blend_rgba_f32`] for binary16 logits (bit patterns;
+    /// `fc_argmax_blend_rgba_f16`); [`crate::reference::argmax_blend_rgba_f16`] is its
+    /// definition.
+    ///
+    /// # Errors
+    ///
+    /// As [`GpuContext::argmax_blend_rgba_f32`].
+    #[allow(clippy::too_many_arguments, reason = "one argument per kernel buffer")]
+    pub fn argmax_blend_rgba_f16(
+        &self,
+        stream: &CudaStream,
+        logits: &CudaView<'_, u16>,
+        shape: &LogitShape,
+        frame: &CudaView<'_, u8>,
+        layout: Nv12Layout,
+        palette: &CudaView<'_, u8>,
+        alpha: f32,
+        class_map: &mut CudaViewMut<'_, u8>,
+        rgba: &mut CudaViewMut<'_, u8>,
+    ) -> Result<(), LaunchError> {
+        let fused = Fused {
+            logits,
+            shape,
+            frame,
+            layout,
+            palette,
+            alpha,
+        };
+        self.argmax_blend(
+            entry::ARGMAX_BLEND_RGBA_F16,
+            stream,
+            &fused,
+            class_map,
+            rgba,
+            None,
+        )
+    }
+
+    /// `f32` logits → class map and NV12 overlay in one pass (`fc_argmax_blend_nv12_f32`), as
+    /// [`GpuContext::upsample_argmax_f32`] followed by [`GpuContext::blend_nv12_nv12`] (`out`
+    /// laid out as `out_layout`, the frame's size); [`crate::reference::argmax_blend_nv12`] is
+    /// its definition.
+    ///
+    /// # Errors
+    ///
+    /// As [`GpuContext::argmax_blend_rgba_f32`], and [`ShapeError::Layout`] for an output of
+    /// another size.
+    #[allow(clippy::too_many_arguments, reason = "one argument per kernel buffer")]
+    pub fn argmax_blend_nv12_f32(
+        &self,
+        stream: &CudaStream,
+        logits: &CudaView<'_, f32>,
+        shape: &LogitShape,
+        frame: &CudaView<'_, u8>,
+        layout: Nv12Layout,
+        palette: &CudaView<'_, u8>,
+        alpha: f32,
+        class_map: &mut CudaViewMut<'_, u8>,
+        out: &mut CudaViewMut<'_, u8>,
+        out_layout: Nv12Layout,
+    ) -> Result<(), LaunchError> {
+        let fused = Fused {
+            logits,
+            shape,
+            frame,
+            layout,
+            palette,
+            alpha,
+        };
+        let name = entry::ARGMAX_BLEND_NV12_F32;
+        self.argmax_blend(name, stream, &fused, class_map, out, Some(out_layout))
+    }
+
+    /// As [`GpuContext::argmax_blend_nv12_f32`] for binary16 logits (bit patterns;
+    /// `fc_argmax_blend_nv12_f16`); [`crate::reference::argmax_blend_nv12_f16`] is its
+    /// definition.
+    ///
+    /// # Errors
+    ///
+    /// As [`GpuContext::argmax_blend_nv12_f32`].
+    #[allow(clippy::too_many_arguments, reason = "one argument per kernel buffer")]
+    pub fn argmax_blend_nv12_f16(
+        &self,
+        stream: &CudaStream,
+        logits: &CudaView<'_, u16>,
+        shape: &LogitShape,
+        frame: &CudaView<'_, u8>,
+        layout: Nv12Layout,
+        palette: &CudaView<'_, u8>,
+        alpha: f32,
+        class_map: &mut CudaViewMut<'_, u8>,
+        out: &mut CudaViewMut<'_, u8>,
+        out_layout: Nv12Layout,
+    ) -> Result<(), LaunchError> {
+        let fused = Fused {
+            logits,
+            shape,
+            frame,
+            layout,
+            palette,
+            alpha,
+        };
+        let name = entry::ARGMAX_BLEND_NV12_F16;
+        self.argmax_blend(name, stream, &fused, class_map, out, Some(out_layout))
+    }
+
+    /// The fused kernels: RGBA output when `out_nv12` is `None`, else NV12 laid out so.
+    fn argmax_blend<T>(
+        &self,
+        name: &'static str,
+        stream: &CudaStream,
+        fused: &Fused<'_, '_, T>,
+        class_map: &mut CudaViewMut<'_, u8>,
+        out: &mut CudaViewMut<'_, u8>,
+        out_nv12: Option<Nv12Layout>,
+    ) -> Result<(), LaunchError> {
+        let Fused {
+            logits,
+            shape,
+            frame,
+            layout,
+            palette,
+            alpha,
+        } = *fused;
+        check_fused(shape, logits.len(), layout, class_map.len(), alpha)?;
+        layout.check("NV12 frame", frame.len())?;
+        exact_len("palette", PALETTE_BYTES, palette.len())?;
+        match out_nv12 {
+            None => exact_len("rgba", 4 * layout.pixels(), out.len())?,
+            Some(out_layout) => {
+                out_layout.check("NV12 output", out.len())?;
+                if (out_layout.width, out_layout.height) != (layout.width, layout.height) {
+                    return Err(ShapeError::Layout("output size differs from the frame's").into());
+                }
+            }
+        }
+        let f = self.function(KernelSource::Fused, name)?;
+        let chroma_offset = layout.chroma_offset as u64;
+        let keep = 1.0 - alpha;
+        let mut launch = stream.launch_builder(&f);
+        launch
+            .arg(logits)
+            .arg(&shape.classes)
+            .arg(&shape.in_height)
+            .arg(&shape.in_width)
+            .arg(frame)
+            .arg(&chroma_offset)
+            .arg(&layout.pitch)
+            .arg(&layout.width)
+            .arg(&layout.height)
+            .arg(palette)
+            .arg(&keep)
+            .arg(&alpha)
+            .arg(class_map)
+            .arg(out);
+        let (out_chroma_offset, out_pitch);
+        let cfg = if let Some(out_layout) = out_nv12 {
+            out_chroma_offset = out_layout.chroma_offset as u64;
+            out_pitch = out_layout.pitch;
+            launch.arg(&out_chroma_offset).arg(&out_pitch);
+            let (cw, ch) = layout.chroma_size();
+            grid(cw, ch)
+        } else {
+            grid(layout.width, layout.height)
+        };
+        // SAFETY: the arguments match the kernel's parameter list in order and type (the NV12
+        // kernels take the output's chroma offset and pitch last), and the checks above keep
+        // every access inside the buffers.
+        unsafe { launch.launch(cfg) }.map_err(launch_error(name))?;
+        Ok(())
+    }
+}
+
+/// The inputs every fused kernel takes.
+struct Fused<'a, 'b, T> {
+    logits: &'a CudaView<'b, T>,
+    shape: &'a LogitShape,
+    frame: &'a CudaView<'b, u8>,
+    layout: Nv12Layout,
+    palette: &'a CudaView<'b, u8>,
+    alpha: f32,
 }
 
 fn check_blend(

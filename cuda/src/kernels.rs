@@ -9,11 +9,19 @@ pub enum KernelSource {
     UpsampleArgmax,
     /// `overlay.cu`: colorize with a palette, alpha blend over the frame.
     Overlay,
+    /// `fused_overlay.cu`: logits → class map and the blended overlay in one pass; compiled
+    /// together with `upsample_argmax.cu` and `overlay.cu`, whose per-pixel functions it calls.
+    Fused,
 }
 
 impl KernelSource {
     /// Every source file.
-    pub const ALL: [Self; 3] = [Self::Preprocess, Self::UpsampleArgmax, Self::Overlay];
+    pub const ALL: [Self; 4] = [
+        Self::Preprocess,
+        Self::UpsampleArgmax,
+        Self::Overlay,
+        Self::Fused,
+    ];
 
     /// The file name under `cuda/kernels/`.
     #[must_use]
@@ -22,16 +30,26 @@ impl KernelSource {
             Self::Preprocess => "preprocess.cu",
             Self::UpsampleArgmax => "upsample_argmax.cu",
             Self::Overlay => "overlay.cu",
+            Self::Fused => "fused_overlay.cu",
         }
     }
 
-    /// The CUDA C source.
+    /// The CUDA C source (for [`KernelSource::Fused`], the three files it is built from, in
+    /// order).
     #[must_use]
     pub const fn source(self) -> &'static str {
         match self {
             Self::Preprocess => include_str!("../kernels/preprocess.cu"),
             Self::UpsampleArgmax => include_str!("../kernels/upsample_argmax.cu"),
             Self::Overlay => include_str!("../kernels/overlay.cu"),
+            // One program, so the fused kernels call the very functions of the two steps.
+            Self::Fused => concat!(
+                include_str!("../kernels/upsample_argmax.cu"),
+                "\n",
+                include_str!("../kernels/overlay.cu"),
+                "\n",
+                include_str!("../kernels/fused_overlay.cu"),
+            ),
         }
     }
 
@@ -45,6 +63,12 @@ impl KernelSource {
                 entry::COLORIZE_RGBA,
                 entry::BLEND_NV12_RGBA,
                 entry::BLEND_NV12_NV12,
+            ],
+            Self::Fused => &[
+                entry::ARGMAX_BLEND_RGBA_F32,
+                entry::ARGMAX_BLEND_RGBA_F16,
+                entry::ARGMAX_BLEND_NV12_F32,
+                entry::ARGMAX_BLEND_NV12_F16,
             ],
         }
     }
@@ -66,4 +90,12 @@ pub mod entry {
     pub const BLEND_NV12_RGBA: &str = "fc_blend_nv12_rgba";
     /// Class map blended over an NV12 frame → NV12.
     pub const BLEND_NV12_NV12: &str = "fc_blend_nv12_nv12";
+    /// f32 logits → class map and RGBA overlay, fused.
+    pub const ARGMAX_BLEND_RGBA_F32: &str = "fc_argmax_blend_rgba_f32";
+    /// f16 logits → class map and RGBA overlay, fused.
+    pub const ARGMAX_BLEND_RGBA_F16: &str = "fc_argmax_blend_rgba_f16";
+    /// f32 logits → class map and NV12 overlay, fused.
+    pub const ARGMAX_BLEND_NV12_F32: &str = "fc_argmax_blend_nv12_f32";
+    /// f16 logits → class map and NV12 overlay, fused.
+    pub const ARGMAX_BLEND_NV12_F16: &str = "fc_argmax_blend_nv12_f16";
 }

@@ -12,11 +12,15 @@
 //!   `cloud-worker/src/post.rs`, with an alpha byte of 255.
 //! - [`blend_nv12_to_nv12`]: the blended RGB bytes converted back to NV12 with the integer
 //!   BT.601 coefficients of the edge SDK's `rgb_to_i420` (the inverse the worker assumes).
+//! - [`argmax_blend_rgba`], [`argmax_blend_nv12`] (and their `_f16`): the fused kernels,
+//!   defined as [`upsample_argmax`] followed by [`blend_nv12_rgba`] / [`blend_nv12_to_nv12`].
 //!
 //! `flowcloud-tests` checks them against the worker's I420 functions on the same pictures.
 
 use crate::error::ShapeError;
-use crate::shape::{LogitShape, Nv12Layout, Palette, PreprocessParams, check_alpha, exact_len};
+use crate::shape::{
+    LogitShape, Nv12Layout, Palette, PreprocessParams, check_alpha, check_fused, exact_len,
+};
 
 /// An NV12 picture in host memory.
 #[derive(Debug, Clone, Copy)]
@@ -453,6 +457,129 @@ pub fn blend_nv12_to_nv12(
     Ok(())
 }
 
+/// Fused argmax + RGBA overlay of `f32` logits: [`upsample_argmax`] into `class_map` (the
+/// logits upsampled to the frame's size), then [`blend_nv12_rgba`] of that class map over
+/// `frame` into `rgba`. The reference of `fc_argmax_blend_rgba_f32`.
+///
+/// # Errors
+///
+/// [`ShapeError`] for sizes that do not fit (a class map of another size than the frame
+/// included) or a bad `alpha`; nothing is written then.
+pub fn argmax_blend_rgba(
+    logits: &[f32],
+    shape: &LogitShape,
+    frame: &Nv12<'_>,
+    palette: &Palette,
+    alpha: f32,
+    class_map: &mut [u8],
+    rgba: &mut [u8],
+) -> Result<(), ShapeError> {
+    check_fused(shape, logits.len(), frame.layout, class_map.len(), alpha)?;
+    exact_len("rgba", 4 * frame.layout.pixels(), rgba.len())?;
+    upsample_argmax(logits, shape, class_map)?;
+    blend_nv12_rgba(frame, class_map, palette, alpha, rgba)
+}
+
+/// As [`argmax_blend_rgba`] for binary16 logits ([`upsample_argmax_f16`]): the reference of
+/// `fc_argmax_blend_rgba_f16`.
+///
+/// # Errors
+///
+/// As [`argmax_blend_rgba`].
+pub fn argmax_blend_rgba_f16(
+    logits: &[u16],
+    shape: &LogitShape,
+    frame: &Nv12<'_>,
+    palette: &Palette,
+    alpha: f32,
+    class_map: &mut [u8],
+    rgba: &mut [u8],
+) -> Result<(), ShapeError> {
+    check_fused(shape, logits.len(), frame.layout, class_map.len(), alpha)?;
+    exact_len("rgba", 4 * frame.layout.pixels(), rgba.len())?;
+    upsample_argmax_f16(logits, shape, class_map)?;
+    blend_nv12_rgba(frame, class_map, palette, alpha, rgba)
+}
+
+/// Fused argmax + NV12 overlay of `f32` logits: [`upsample_argmax`] into `class_map`, then
+/// [`blend_nv12_to_nv12`] into `out` (laid out as `out_layout`). The reference of
+/// `fc_argmax_blend_nv12_f32`.
+///
+/// # Errors
+///
+/// As [`argmax_blend_rgba`], and as [`blend_nv12_to_nv12`] for `out_layout`.
+#[allow(clippy::too_many_arguments, reason = "one argument per kernel buffer")]
+pub fn argmax_blend_nv12(
+    logits: &[f32],
+    shape: &LogitShape,
+    frame: &Nv12<'_>,
+    palette: &Palette,
+    alpha: f32,
+    class_map: &mut [u8],
+    out: &mut [u8],
+    out_layout: Nv12Layout,
+) -> Result<(), ShapeError> {
+    check_fused_nv12(
+        shape,
+        logits.len(),
+        frame,
+        class_map.len(),
+        alpha,
+        out.len(),
+        out_layout,
+    )?;
+    upsample_argmax(logits, shape, class_map)?;
+    blend_nv12_to_nv12(frame, class_map, palette, alpha, out, out_layout)
+}
+
+/// As [`argmax_blend_nv12`] for binary16 logits ([`upsample_argmax_f16`]): the reference of
+/// `fc_argmax_blend_nv12_f16`.
+///
+/// # Errors
+///
+/// As [`argmax_blend_nv12`].
+#[allow(clippy::too_many_arguments, reason = "one argument per kernel buffer")]
+pub fn argmax_blend_nv12_f16(
+    logits: &[u16],
+    shape: &LogitShape,
+    frame: &Nv12<'_>,
+    palette: &Palette,
+    alpha: f32,
+    class_map: &mut [u8],
+    out: &mut [u8],
+    out_layout: Nv12Layout,
+) -> Result<(), ShapeError> {
+    check_fused_nv12(
+        shape,
+        logits.len(),
+        frame,
+        class_map.len(),
+        alpha,
+        out.len(),
+        out_layout,
+    )?;
+    upsample_argmax_f16(logits, shape, class_map)?;
+    blend_nv12_to_nv12(frame, class_map, palette, alpha, out, out_layout)
+}
+
+/// Every check of the NV12 fused reference before anything is written.
+fn check_fused_nv12(
+    shape: &LogitShape,
+    logits_len: usize,
+    frame: &Nv12<'_>,
+    class_map_len: usize,
+    alpha: f32,
+    out_len: usize,
+    out_layout: Nv12Layout,
+) -> Result<(), ShapeError> {
+    check_fused(shape, logits_len, frame.layout, class_map_len, alpha)?;
+    out_layout.check("NV12 output", out_len)?;
+    if (out_layout.width, out_layout.height) != (frame.layout.width, frame.layout.height) {
+        return Err(ShapeError::Layout("output size differs from the frame's"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,6 +830,126 @@ mod tests {
         let mut out = vec![0u8; out_layout.required_len()];
         blend_nv12_to_nv12(&frame, &[3], &palette(), 0.5, &mut out, out_layout).unwrap();
         assert_eq!(out, [122, 0, 99, 153]);
+    }
+
+    #[test]
+    fn fused_argmax_blend_by_hand() {
+        // Logits 2 classes × 1×2 → 1×8 (as in upsample_puts_the_boundary_half_way): classes
+        // 0, 0, 0, 0, 1, 1, 1, 1. Frame 8×1, Y=126, U=V=128: F = 128.04. Class 0 is black,
+        // class 1 = (200, 100, 0), alpha ½: class 0 → round(64.02) = 64 per channel, class 1 →
+        // (164, 114, 64) (blend_one_pixel_by_hand).
+        let logits = [1.0, 0.0, 0.0, 1.0];
+        let shape = LogitShape {
+            classes: 2,
+            in_height: 1,
+            in_width: 2,
+            out_height: 1,
+            out_width: 8,
+        };
+        let (data, layout) = nv12(8, 1, &[126; 8], &[(128, 128); 4]);
+        let frame = Nv12::new(&data, layout).unwrap();
+        let mut pal = [[0u8; 3]; 256];
+        pal[1] = [200, 100, 0];
+        let (mut map, mut rgba) = ([9u8; 8], [9u8; 32]);
+        argmax_blend_rgba(&logits, &shape, &frame, &pal, 0.5, &mut map, &mut rgba).unwrap();
+        assert_eq!(map, [0, 0, 0, 0, 1, 1, 1, 1]);
+        let dark = [64, 64, 64, 255];
+        let lit = [164, 114, 64, 255];
+        let want: Vec<u8> = [dark; 4]
+            .iter()
+            .chain(&[lit; 4])
+            .flatten()
+            .copied()
+            .collect();
+        assert_eq!(rgba.as_slice(), want.as_slice());
+        // The same from binary16 logits.
+        let (mut map, mut rgba16) = ([9u8; 8], [9u8; 32]);
+        let half = logits.map(f32_to_f16_bits);
+        argmax_blend_rgba_f16(&half, &shape, &frame, &pal, 0.5, &mut map, &mut rgba16).unwrap();
+        assert_eq!((map, rgba16), ([0, 0, 0, 0, 1, 1, 1, 1], rgba));
+
+        // NV12: Y of class 0 = ((220·64 + 128) >> 8) + 16 = 55 + 16 = 71, of class 1 = 122.
+        // Chroma pairs (0,1), (2,3) sum four class-0 pixels (256, 256, 256): U = V =
+        // (512 >> 10) + 128 = 128; pairs (4,5), (6,7) four class-1 pixels: U = 99, V = 153.
+        let out_layout = Nv12Layout::packed(8, 1);
+        let mut out = vec![0u8; out_layout.required_len()];
+        let mut map = [9u8; 8];
+        argmax_blend_nv12(
+            &logits, &shape, &frame, &pal, 0.5, &mut map, &mut out, out_layout,
+        )
+        .unwrap();
+        assert_eq!(map, [0, 0, 0, 0, 1, 1, 1, 1]);
+        let want = [
+            71, 71, 71, 71, 122, 122, 122, 122, 128, 128, 128, 128, 99, 153, 99, 153,
+        ];
+        assert_eq!(out, want);
+        let mut out16 = vec![0u8; out_layout.required_len()];
+        argmax_blend_nv12_f16(
+            &half, &shape, &frame, &pal, 0.5, &mut map, &mut out16, out_layout,
+        )
+        .unwrap();
+        assert_eq!(out16, want);
+    }
+
+    #[test]
+    fn fused_refuses_a_class_map_of_another_size_and_writes_nothing() {
+        let logits = [1.0, 0.0, 0.0, 1.0];
+        let shape = LogitShape {
+            classes: 2,
+            in_height: 1,
+            in_width: 2,
+            out_height: 1,
+            out_width: 4,
+        };
+        let (data, layout) = nv12(8, 1, &[126; 8], &[(128, 128); 4]);
+        let frame = Nv12::new(&data, layout).unwrap();
+        let (mut map, mut rgba) = ([9u8; 4], [9u8; 32]);
+        assert!(matches!(
+            argmax_blend_rgba(
+                &logits,
+                &shape,
+                &frame,
+                &palette(),
+                0.5,
+                &mut map,
+                &mut rgba
+            ),
+            Err(ShapeError::Layout(_))
+        ));
+        assert_eq!((map, rgba), ([9; 4], [9; 32]));
+        let shape = LogitShape {
+            out_width: 8,
+            ..shape
+        };
+        let mut map = [9u8; 8];
+        let mut out = [9u8; 6];
+        let small = Nv12Layout::packed(2, 2);
+        assert!(matches!(
+            argmax_blend_nv12(
+                &logits,
+                &shape,
+                &frame,
+                &palette(),
+                0.5,
+                &mut map,
+                &mut out,
+                small
+            ),
+            Err(ShapeError::Layout(_))
+        ));
+        assert!(matches!(
+            argmax_blend_rgba(
+                &logits,
+                &shape,
+                &frame,
+                &palette(),
+                2.0,
+                &mut map,
+                &mut [0; 32]
+            ),
+            Err(ShapeError::Alpha(_))
+        ));
+        assert_eq!((map, out), ([9; 8], [9; 6]));
     }
 
     #[test]

@@ -256,3 +256,26 @@ pub fn check_alpha(alpha: f32) -> Result<(), ShapeError> {
         Err(ShapeError::Alpha(alpha))
     }
 }
+
+/// Checks the sizes of a fused argmax + overlay: the logits and class map as
+/// [`LogitShape::check`], a class map of the frame's size, and `alpha`.
+///
+/// # Errors
+///
+/// [`ShapeError`] for any mismatch.
+pub(crate) fn check_fused(
+    shape: &LogitShape,
+    logits_len: usize,
+    frame: Nv12Layout,
+    class_map_len: usize,
+    alpha: f32,
+) -> Result<(), ShapeError> {
+    check_alpha(alpha)?;
+    shape.check(logits_len, class_map_len)?;
+    if (shape.out_width, shape.out_height) != (frame.width, frame.height) {
+        return Err(ShapeError::Layout(
+            "class map size differs from the frame's",
+        ));
+    }
+    Ok(())
+}

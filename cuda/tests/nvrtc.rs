@@ -127,6 +127,79 @@ fn every_kernel_compiles_to_ptx_a_13_0_driver_accepts() {
     }
 }
 
+/// Every kernel the crate launches, by name: the PTX test above checks the entry points
+/// `KernelSource::ALL` lists, so each must be listed there, under exactly one source.
+#[test]
+fn every_entry_point_is_in_a_checked_source() {
+    use flowcloud_cuda::kernels::entry;
+    let all = [
+        entry::NV12_TO_PLANAR_F32,
+        entry::NV12_TO_PLANAR_F16,
+        entry::UPSAMPLE_ARGMAX_F32,
+        entry::UPSAMPLE_ARGMAX_F16,
+        entry::COLORIZE_RGBA,
+        entry::BLEND_NV12_RGBA,
+        entry::BLEND_NV12_NV12,
+        entry::ARGMAX_BLEND_RGBA_F32,
+        entry::ARGMAX_BLEND_RGBA_F16,
+        entry::ARGMAX_BLEND_NV12_F32,
+        entry::ARGMAX_BLEND_NV12_F16,
+    ];
+    for name in all {
+        let sources: Vec<_> = KernelSource::ALL
+            .iter()
+            .filter(|s| s.entry_points().contains(&name))
+            .collect();
+        assert_eq!(sources.len(), 1, "{name} is listed under {sources:?}");
+    }
+    let listed: usize = KernelSource::ALL
+        .iter()
+        .map(|s| s.entry_points().len())
+        .sum();
+    assert_eq!(
+        listed,
+        all.len(),
+        "an entry point is missing from this list"
+    );
+    assert_eq!(
+        KernelSource::Fused.entry_points(),
+        [
+            entry::ARGMAX_BLEND_RGBA_F32,
+            entry::ARGMAX_BLEND_RGBA_F16,
+            entry::ARGMAX_BLEND_NV12_F32,
+            entry::ARGMAX_BLEND_NV12_F16,
+        ]
+    );
+}
+
+/// The fused kernels are compiled from the two steps' sources and its own, in one program.
+#[test]
+fn the_fused_source_holds_both_steps() {
+    let source = KernelSource::Fused.source();
+    for part in [
+        KernelSource::UpsampleArgmax.source(),
+        KernelSource::Overlay.source(),
+        include_str!("../kernels/fused_overlay.cu"),
+    ] {
+        assert!(source.contains(part));
+    }
+    let Some(nvrtc) = pinned_nvrtc() else { return };
+    let ptx = nvrtc.ptx(KernelSource::Fused, "sm_90").unwrap();
+    for name in KernelSource::Fused.entry_points() {
+        let body = ptx
+            .split(".visible .entry ")
+            .find(|body| body.starts_with(&format!("{name}(")))
+            .unwrap_or_else(|| panic!("no entry {name}"));
+        // Each entry reads the logits, the frame and the palette and writes both outputs: no
+        // stub. At least: a class-map byte store and the overlay stores.
+        assert!(
+            body.matches("st.global.u8").count() >= 2,
+            "{name}: too few stores"
+        );
+        assert!(!body.contains("fma."), "{name}: fused multiply-add");
+    }
+}
+
 #[test]
 fn ptx_is_cached_per_kernel_and_arch() {
     let Some(nvrtc) = pinned_nvrtc() else { return };

@@ -1293,6 +1293,10 @@ mod tests {
     /// Needs a GPU: NVDEC's output against openh264's, bit for bit, on the edge SDK's test
     /// vectors from openh264 and x264 (odd sizes included) and on two of them back to back
     /// (a mid-stream resolution change). Skips without the driver.
+    ///
+    /// With `FLOWCLOUD_NVDEC_STREAMS` set to a folder, every `*.h264` file in it is a case
+    /// instead (the GPU bundle's streams, made by `examples/h264_streams.rs`, with their own
+    /// resolution-change file): for a test binary run away from this checkout.
     #[test]
     fn bit_exact_against_openh264_on_a_gpu() {
         use crate::decode::{OpenH264Decoder, split_access_units};
@@ -1303,24 +1307,45 @@ mod tests {
                 return;
             }
         };
-        let testdata =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge-sdk/core/testdata");
-        let read =
-            |name: &str| split_access_units(&std::fs::read(testdata.join(name)).unwrap()).unwrap();
-        let mut cases: Vec<(String, Vec<Vec<u8>>)> = [
-            "openh264-322x242.h264",
-            "openh264-640x480.h264",
-            "x264-baseline-320x240.h264",
-            "x264-high-322x242.h264",
-            "x264-main-1280x720.h264",
-        ]
-        .iter()
-        .map(|name| ((*name).to_owned(), read(name)))
-        .collect();
-        let mut switch = read("openh264-322x242.h264");
-        switch.extend(read("x264-main-1280x720.h264"));
-        switch.extend(read("openh264-640x480.h264"));
-        cases.push(("322x242 → 1280x720 → 640x480".to_owned(), switch));
+        let split = |path: &std::path::Path| {
+            let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            split_access_units(&bytes).unwrap()
+        };
+        let cases: Vec<(String, Vec<Vec<u8>>)> = match std::env::var_os("FLOWCLOUD_NVDEC_STREAMS") {
+            Some(dir) => {
+                let mut files: Vec<_> = std::fs::read_dir(&dir)
+                    .unwrap_or_else(|e| panic!("FLOWCLOUD_NVDEC_STREAMS={dir:?}: {e}"))
+                    .map(|entry| entry.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "h264"))
+                    .collect();
+                files.sort();
+                assert!(!files.is_empty(), "no .h264 files in {dir:?}");
+                files
+                    .iter()
+                    .map(|p| (p.display().to_string(), split(p)))
+                    .collect()
+            }
+            None => {
+                let testdata = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../edge-sdk/core/testdata");
+                let read = |name: &str| split(&testdata.join(name));
+                let mut cases: Vec<(String, Vec<Vec<u8>>)> = [
+                    "openh264-322x242.h264",
+                    "openh264-640x480.h264",
+                    "x264-baseline-320x240.h264",
+                    "x264-high-322x242.h264",
+                    "x264-main-1280x720.h264",
+                ]
+                .iter()
+                .map(|name| ((*name).to_owned(), read(name)))
+                .collect();
+                let mut switch = read("openh264-322x242.h264");
+                switch.extend(read("x264-main-1280x720.h264"));
+                switch.extend(read("openh264-640x480.h264"));
+                cases.push(("322x242 → 1280x720 → 640x480".to_owned(), switch));
+                cases
+            }
+        };
         for (name, units) in cases {
             let mut gpu = NvdecDecoder::new(&lib, 0, DecoderConfig::default()).unwrap();
             let mut cpu = OpenH264Decoder::new(DecoderConfig::default());
@@ -1337,6 +1362,7 @@ mod tests {
                 );
                 assert!(gpu_out == cpu_out, "{name} AU {i}: pictures differ");
             }
+            eprintln!("{name}: {} access units bit-exact", units.len());
         }
     }
 
