@@ -260,14 +260,8 @@ pub(crate) fn contains_idr(access_unit: &[u8]) -> bool {
 /// # Errors
 ///
 /// [`DecodeError::Corrupt`] if there is garbage before the first start code.
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "for file sources and tests; the live path gets access units from the depacketizer"
-    )
-)]
-pub(crate) fn split_access_units(stream: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
+/// For stream files (tests, tools); the live path gets access units from the depacketizer.
+pub fn split_access_units(stream: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
     let nal_units = annexb::nal_units(stream).map_err(|e| DecodeError::Corrupt {
         reason: e.to_string(),
     })?;
