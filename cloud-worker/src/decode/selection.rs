@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use super::nvdec::{NvdecDecoder, NvdecLibrary};
-use super::{DecodeError, DecodeOutcome, Decoder, DecoderConfig, OpenH264Decoder};
+use super::{
+    DecodeError, DecodeOutcome, Decoder, DecoderConfig, OpenH264Decoder, split_access_units,
+};
 use crate::frame::I420Frame;
 use crate::metrics::{DecoderKind, FallbackReason, Metrics};
 
@@ -20,6 +22,21 @@ use crate::metrics::{DecoderKind, FallbackReason, Metrics};
 /// not cost a stream the GPU; NVDEC's parser may report a damaged stream as a failed call, so
 /// a stream sending garbage can end up on the CPU, where it is still decoded correctly.
 pub const NVDEC_FAILURES_BEFORE_FALLBACK: u32 = 3;
+
+/// The streams NVDEC must decode exactly as openh264 does before the worker uses it, 11 kB:
+/// x264 High profile (CABAC, 8×8 transform) and openh264 Constrained Baseline, both 322×242
+/// (an odd chroma size and a crop), three pictures each. H.264 decoding is exact by
+/// specification, so any difference is a broken driver or a bug of ours.
+const SELF_CHECK_STREAMS: [(&str, &[u8]); 2] = [
+    (
+        "x264-high-322x242.h264",
+        include_bytes!("../../../edge-sdk/core/testdata/x264-high-322x242.h264"),
+    ),
+    (
+        "openh264-322x242.h264",
+        include_bytes!("../../../edge-sdk/core/testdata/openh264-322x242.h264"),
+    ),
+];
 
 /// `[decode] backend`: the H.264 decoder backend asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -188,7 +205,8 @@ impl DecoderSelection {
     }
 }
 
-/// NVDEC's library on GPU `gpu`, checked by creating a decoder there, or why not.
+/// NVDEC's library on GPU `gpu`, checked by decoding [`SELF_CHECK_STREAMS`] there bit for bit
+/// as openh264 does, or why not.
 fn nvdec_on(
     gpu: usize,
     config: DecoderConfig,
@@ -198,8 +216,77 @@ fn nvdec_on(
         return Err(why);
     }
     let library = NvdecLibrary::load().map_err(|e| e.to_string())?;
-    drop(NvdecDecoder::new(&library, gpu, config).map_err(|e| e.to_string())?);
+    let mut nvdec = NvdecDecoder::new(&library, gpu, config).map_err(|e| e.to_string())?;
+    let mut openh264 = OpenH264Decoder::new(config);
+    for (name, stream) in SELF_CHECK_STREAMS {
+        nvdec.reset();
+        openh264.reset();
+        same_pictures(&mut nvdec, &mut openh264, stream).map_err(|why| {
+            format!(
+                "NVDEC does not decode the built-in check stream {name} as openh264 does: {why}"
+            )
+        })?;
+    }
     Ok(library)
+}
+
+/// Decodes `stream` with both decoders and compares every picture, byte for byte; the number
+/// of pictures, or the first difference.
+fn same_pictures(
+    candidate: &mut dyn Decoder,
+    oracle: &mut dyn Decoder,
+    stream: &[u8],
+) -> Result<usize, String> {
+    let units = split_access_units(stream).map_err(|e| e.to_string())?;
+    let (mut got, mut want) = (
+        I420Frame::filled(2, 2, (0, 0, 0)),
+        I420Frame::filled(2, 2, (0, 0, 0)),
+    );
+    let mut pictures = 0;
+    for (index, unit) in units.iter().enumerate() {
+        let expected = oracle
+            .decode(unit, &mut want)
+            .map_err(|e| format!("access unit {index}: {} failed: {e}", oracle.backend()))?;
+        let outcome = candidate
+            .decode(unit, &mut got)
+            .map_err(|e| format!("access unit {index}: {e}"))?;
+        if outcome != expected {
+            return Err(format!(
+                "access unit {index}: {outcome:?}, where {} gave {expected:?}",
+                oracle.backend()
+            ));
+        }
+        if outcome == DecodeOutcome::NoPicture {
+            continue;
+        }
+        if (got.width, got.height) != (want.width, want.height) {
+            return Err(format!(
+                "picture {pictures}: {}x{}, where {} gave {}x{}",
+                got.width,
+                got.height,
+                oracle.backend(),
+                want.width,
+                want.height
+            ));
+        }
+        for (plane, a, b) in [
+            ("Y", &got.y, &want.y),
+            ("U", &got.u, &want.u),
+            ("V", &got.v, &want.v),
+        ] {
+            if let Some(at) = a.iter().zip(b.iter()).position(|(x, y)| x != y) {
+                return Err(format!(
+                    "picture {pictures}: {plane} plane differs from byte {at} on ({} against {})",
+                    a[at], b[at]
+                ));
+            }
+        }
+        pictures += 1;
+    }
+    if pictures == 0 {
+        return Err(format!("{} decoded no picture", oracle.backend()));
+    }
+    Ok(pictures)
 }
 
 /// A decoder that hands its stream to a fallback decoder after
@@ -548,6 +635,88 @@ mod tests {
         assert_eq!(calls.iter().filter(|c| *c == "gpu decode").count(), 6);
         assert_eq!(calls.iter().filter(|c| *c == "cpu decode").count(), 3);
         assert_eq!(calls.last().map(String::as_str), Some("cpu reset"));
+    }
+
+    /// openh264 with one byte of one picture changed, or failing at one access unit.
+    struct Flawed {
+        inner: OpenH264Decoder,
+        pictures: usize,
+        flip_picture: Option<usize>,
+        fail_unit: Option<usize>,
+        units: usize,
+    }
+
+    impl Flawed {
+        fn new() -> Self {
+            Self {
+                inner: OpenH264Decoder::new(DecoderConfig::default()),
+                pictures: 0,
+                flip_picture: None,
+                fail_unit: None,
+                units: 0,
+            }
+        }
+    }
+
+    impl Decoder for Flawed {
+        fn decode(
+            &mut self,
+            access_unit: &[u8],
+            out: &mut I420Frame,
+        ) -> Result<DecodeOutcome, DecodeError> {
+            self.units += 1;
+            if self.fail_unit == Some(self.units - 1) {
+                return backend_error();
+            }
+            let outcome = self.inner.decode(access_unit, out)?;
+            if outcome == DecodeOutcome::Frame {
+                if self.flip_picture == Some(self.pictures) {
+                    out.v[7] ^= 1;
+                }
+                self.pictures += 1;
+            }
+            Ok(outcome)
+        }
+
+        fn reset(&mut self) {
+            self.inner.reset();
+        }
+
+        fn backend(&self) -> &'static str {
+            "flawed"
+        }
+    }
+
+    #[test]
+    fn the_self_check_compares_every_picture_exactly() {
+        let oracle = || OpenH264Decoder::new(DecoderConfig::default());
+        for (name, stream) in SELF_CHECK_STREAMS {
+            let pictures = same_pictures(&mut oracle(), &mut oracle(), stream).unwrap();
+            assert_eq!(pictures, 3, "{name}");
+        }
+        let (_, stream) = SELF_CHECK_STREAMS[0];
+        let pictures = 3;
+
+        // One bit of one chroma sample in one picture.
+        let mut flawed = Flawed::new();
+        flawed.flip_picture = Some(pictures - 1);
+        let why = same_pictures(&mut flawed, &mut oracle(), stream).unwrap_err();
+        assert_eq!(
+            why.split(" differs").next(),
+            Some(format!("picture {}: V plane", pictures - 1).as_str()),
+            "{why}"
+        );
+        assert!(why.contains("from byte 7 on"), "{why}");
+
+        // A decoder that fails says where.
+        let mut flawed = Flawed::new();
+        flawed.fail_unit = Some(2);
+        let why = same_pictures(&mut flawed, &mut oracle(), stream).unwrap_err();
+        assert!(why.starts_with("access unit 2: "), "{why}");
+        assert!(why.contains("CUDA_ERROR_LAUNCH_FAILED"), "{why}");
+
+        // A stream that is not H.264 is no pass.
+        assert!(same_pictures(&mut oracle(), &mut oracle(), b"not h264").is_err());
     }
 
     #[test]
