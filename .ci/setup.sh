@@ -160,7 +160,7 @@ edge-sdk/capi/scripts/cbindgen.sh install  # pinned: the committed C header depe
 
 # ONNX Runtime (its library comes in the onnxruntime wheel) and the model tooling, in .venv.
 .ci/python-env.sh
-# NVRTC 13.0 for compiling the CUDA kernels to PTX without a GPU (just cuda-check).
+# NVRTC and nvcc 13.0 for compiling the CUDA kernels to PTX without a GPU (cuda/build.rs, just cuda-check).
 .ci/cuda-compilers.sh
 
 step "done" "(make sure $CARGO_BIN is on your PATH)"
