@@ -551,7 +551,8 @@ typedef struct fc_stats {
    */
   uint64_t bad_packets;
   /**
-   * Frames the camera captured (camera mode).
+   * Frames the camera captured and encoded (camera mode); a frame dropped because every
+   * handoff slot was taken is counted in `dropped_handoff` instead.
    */
   uint64_t camera_frames;
   /**

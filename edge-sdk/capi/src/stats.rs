@@ -53,7 +53,8 @@ pub struct fc_stats {
     pub disconnects: u64,
     /// Packets from the worker that could not be parsed.
     pub bad_packets: u64,
-    /// Frames the camera captured (camera mode).
+    /// Frames the camera captured and encoded (camera mode); a frame dropped because every
+    /// handoff slot was taken is counted in `dropped_handoff` instead.
     pub camera_frames: u64,
     /// Bytes in the send queue now.
     pub queue_bytes: usize,
