@@ -117,7 +117,11 @@ fn a_y4m_file_is_streamed_to_its_end_and_the_camera_reports_it() {
         stats(sender)
     );
     let s = stats(sender);
-    assert_eq!(s.camera_frames + s.dropped_handoff, u64::from(frames), "{s:?}");
+    assert_eq!(
+        s.camera_frames + s.dropped_handoff,
+        u64::from(frames),
+        "{s:?}"
+    );
     assert_eq!(s.frames_dropped, s.dropped_handoff, "{s:?}");
     assert!(s.frames_sent >= 1, "{s:?}");
     assert_eq!(s.camera_result, fc_result::Ok);
