@@ -38,12 +38,10 @@ struct Nvcc {
 }
 
 fn main() {
-    for var in [
-        "FLOWCLOUD_NVCC",
-        "FLOWCLOUD_CUDA_ARCHS",
-        "CUDA_PATH",
-        "PATH",
-    ] {
+    // Not PATH: it differs between shells and tools (a venv, cargo's own bin folder), and
+    // tracking it would rebuild this crate and the worker on every such change. A new nvcc on
+    // PATH is picked up by a clean build, or at once through FLOWCLOUD_NVCC / CUDA_PATH.
+    for var in ["FLOWCLOUD_NVCC", "FLOWCLOUD_CUDA_ARCHS", "CUDA_PATH"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     println!("cargo:rerun-if-changed=kernels");
