@@ -25,7 +25,8 @@ chmod +x "$ROOT/init" "$ROOT/v4l2_guest_check"
 # see): each goes in with every library ldd lists for it, at the path the host has it. No libv4l
 # plugin is copied: for vicodec, libv4l2 passes every call through to the kernel.
 ldconfig=$(command -v ldconfig || echo /sbin/ldconfig)
-libv4l2=$("$ldconfig" -p | awk '$1 == "libv4l2.so.0" && /x86-64/ { print $NF; exit }')
+# awk reads to the end (no early exit): with pipefail, ldconfig killed by SIGPIPE would fail us.
+libv4l2=$("$ldconfig" -p | awk '$1 == "libv4l2.so.0" && /x86-64/ && !found { found = $NF } END { print found }')
 [[ -n $libv4l2 ]] || die "libv4l2.so.0 is not installed: apt-get install libv4l-0 (.ci/setup.sh does)"
 copy_host_file() { # copy_host_file <absolute path>
   mkdir -p "$ROOT$(dirname "$1")"
@@ -46,7 +47,7 @@ module_path() {
     return
   fi
   local found
-  found=$(find "$MODULE_DIR/kernel" -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" | head -n 1)
+  found=$(find "$MODULE_DIR/kernel" \( -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" \) -print -quit)
   [[ -n $found ]] || die "module $1 is not among the kernel's media modules (fetch.sh unpacks drivers/media only)"
   echo "$found"
 }
