@@ -76,7 +76,9 @@ add_module() { # add_module <name> [parameters...]
   echo "$name.ko ${*:2}" >>"$ROOT/modules/load-order"
 }
 : >"$ROOT/modules/load-order"
-add_module vivid
+# Two cameras: a single-planar one (as most are) and a multi-planar one, which offers NV12M
+# with a buffer per plane.
+add_module vivid n_devs=2 multiplanar=1,2
 # multiplanar=1: the multi-planar API, as SoC encoders (Jetson's among them) have it.
 add_module vicodec multiplanar=1
 

@@ -36,6 +36,7 @@ mod linux {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use flowcloud_edge::capture::DmabufPlane;
     use flowcloud_edge::capture::v4l2::{CaptureMemory, V4l2Capture, V4l2CaptureConfig};
     use flowcloud_edge::capture::{CaptureError, CaptureSource, CapturedFrame};
     use flowcloud_edge::encode::jetson::JetsonTuning;
@@ -44,7 +45,7 @@ mod linux {
     };
     use flowcloud_edge::encode::{EncoderSettings, VideoEncoder};
     use flowcloud_edge::picture::{Picture, PixelFormat};
-    use flowcloud_edge::v4l2::{Access, Device, FourCc, Libv4l2, list_devices};
+    use flowcloud_edge::v4l2::{Access, Capability, Device, FourCc, Libv4l2, list_devices};
 
     const WIDTH: u32 = 640;
     const HEIGHT: u32 = 480;
@@ -111,18 +112,33 @@ mod linux {
                 c.node_caps()
             );
         }
-        let vivid = devices
-            .iter()
-            .find(|info| {
-                let c = &info.capability;
-                c.driver == "vivid" && c.is_video_capture() && c.has_streaming()
-            })
-            .map(|info| info.path.clone());
-        let Some(camera) = vivid else {
-            report.fail("find vivid", "no streaming vivid capture node (QUERYCAP)");
+        // Two vivid instances: single-planar (most cameras) and multi-planar (NV12M).
+        let vivid = |planar: u32| {
+            devices
+                .iter()
+                .find(|info| {
+                    let c = &info.capability;
+                    c.driver == "vivid"
+                        && c.is_video_capture()
+                        && c.has_streaming()
+                        && c.node_caps() & planar != 0
+                })
+                .map(|info| info.path.clone())
+        };
+        let Some(camera) = vivid(Capability::VIDEO_CAPTURE) else {
+            report.fail(
+                "find vivid",
+                "no streaming single-planar vivid capture node (QUERYCAP)",
+            );
             return finish(&report, started);
         };
         report.pass("find vivid", camera.display().to_string());
+        let multi_planar_camera = vivid(Capability::VIDEO_CAPTURE_MPLANE);
+        report.check(
+            "find multi-planar vivid",
+            multi_planar_camera.is_some(),
+            format!("{multi_planar_camera:?}"),
+        );
 
         for format in [PixelFormat::Nv12, PixelFormat::Yuyv] {
             for memory in [CaptureMemory::Mmap, CaptureMemory::DmabufExport] {
@@ -136,6 +152,9 @@ mod linux {
                 encoder_check(&mut report, &camera, &encoder, frames, &Access::Kernel);
                 named_controls_check(&mut report, &camera, &encoder);
                 zero_copy_check(&mut report, &camera, &encoder, frames, &Access::Kernel);
+                if let Some(multi_planar) = &multi_planar_camera {
+                    dmabuf_per_plane_check(&mut report, multi_planar, &encoder, frames);
+                }
                 match Libv4l2::load() {
                     Ok(lib) => {
                         let mapped = std::fs::read_to_string("/proc/self/maps")
@@ -302,6 +321,16 @@ mod linux {
                     "frame {n}: dmabuf is {:?} in {memory:?} mode",
                     frame.dmabuf
                 ));
+            }
+            if let Some(dmabuf) = &frame.dmabuf {
+                if let Err(e) = dmabuf_holds_planes(&frame.picture, dmabuf) {
+                    problems.push(format!("frame {n}: {e}"));
+                }
+                if !dmabuf.is_shared() {
+                    problems.push(format!(
+                        "frame {n}: a one-buffer format in several DMABUFs: {dmabuf:?}"
+                    ));
+                }
             }
             if last_sequence.is_some_and(|last| frame.sequence <= last) {
                 problems.push(format!(
@@ -730,6 +759,160 @@ mod linux {
 
     /// Zero copy: vivid's exported DMABUFs imported by vicodec must encode to exactly the bytes
     /// that copying the same pictures gives.
+    /// Checks that each picture plane's bytes are in its DMABUF where the frame says, read
+    /// through a mapping of the DMABUF itself.
+    fn dmabuf_holds_planes(
+        picture: &Picture<'_>,
+        dmabuf: &flowcloud_edge::capture::FrameDmabuf<'_>,
+    ) -> Result<(), String> {
+        if dmabuf.len() != picture.planes().len() {
+            return Err(format!(
+                "{} DMABUF planes for {} picture planes",
+                dmabuf.len(),
+                picture.planes().len()
+            ));
+        }
+        for (index, (plane, at)) in picture.planes().iter().zip(dmabuf.planes()).enumerate() {
+            let bytes =
+                dmabuf_bytes(at, plane.data.len()).map_err(|e| format!("plane {index}: {e}"))?;
+            if bytes != plane.data {
+                return Err(format!(
+                    "plane {index}: the DMABUF at byte {} differs from the picture",
+                    at.offset
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `len` bytes of a DMABUF from the plane's offset, through a read-only mapping.
+    fn dmabuf_bytes(plane: DmabufPlane<'_>, len: usize) -> Result<Vec<u8>, String> {
+        use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+        let Some(size) = std::num::NonZeroUsize::new(plane.offset + len) else {
+            return Ok(Vec::new());
+        };
+        // SAFETY: a fresh shared read-only mapping, read below and unmapped before returning.
+        let map = unsafe {
+            mmap(
+                None,
+                size,
+                ProtFlags::PROT_READ,
+                MapFlags::MAP_SHARED,
+                plane.fd,
+                0,
+            )
+        }
+        .map_err(|errno| format!("mmap of the DMABUF: {errno}"))?;
+        // SAFETY: the mapping is `size` bytes long and stays until munmap.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(map.as_ptr().cast::<u8>().add(plane.offset), len).to_vec()
+        };
+        // SAFETY: unmaps exactly the mapping made above, which nothing else refers to.
+        unsafe { munmap(map, size.get()) }.map_err(|errno| format!("munmap: {errno}"))?;
+        Ok(bytes)
+    }
+
+    /// (e) NV12M from the multi-planar vivid with a DMABUF per plane: each DMABUF holds its
+    /// plane. vicodec takes NV12 in one buffer, so it must refuse to import them, say why, and
+    /// encode copies byte-identical to an encoder never offered a DMABUF.
+    fn dmabuf_per_plane_check(
+        report: &mut Report,
+        camera: &Path,
+        encoder_path: &Path,
+        frames: usize,
+    ) {
+        let name = "NV12M DMABUF per plane";
+        let mut config = capture_config(PixelFormat::Nv12, CaptureMemory::DmabufExport);
+        config.multi_buffer = true;
+        let mut capture = match V4l2Capture::open(camera, &config) {
+            Ok(capture) => capture,
+            Err(e) => {
+                report.fail(name, format!("vivid: {e}"));
+                return;
+            }
+        };
+        let fourcc = capture.device_format().fourcc;
+        if fourcc != FourCc::NV12M {
+            report.fail(name, format!("asked for NV12M first, vivid set {fourcc}"));
+            return;
+        }
+        let encoders = (
+            open_vicodec(encoder_path, PixelFormat::Nv12, &Access::Kernel),
+            open_vicodec(encoder_path, PixelFormat::Nv12, &Access::Kernel),
+        );
+        let (mut offered, mut copying) = match encoders {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                report.fail(name, format!("encoder: {e}"));
+                return;
+            }
+        };
+        let capacity = PixelFormat::Nv12.frame_len(640, 480) + 4096;
+        let (mut out_a, mut out_b) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
+        let mut problems = Vec::new();
+        let mut good = 0;
+        for n in 0..frames {
+            let frame = match capture.next_frame() {
+                Ok(frame) => frame,
+                Err(e) => {
+                    problems.push(format!("frame {n}: {e}"));
+                    break;
+                }
+            };
+            let planes_ok = match &frame.dmabuf {
+                Some(dmabuf) if dmabuf.len() == 2 && !dmabuf.is_shared() => {
+                    match dmabuf_holds_planes(&frame.picture, dmabuf) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            problems.push(format!("frame {n}: {e}"));
+                            false
+                        }
+                    }
+                }
+                other => {
+                    problems.push(format!("frame {n}: expected two DMABUFs, got {other:?}"));
+                    false
+                }
+            };
+            let copy = CapturedFrame::new(frame.picture, frame.captured_at, frame.sequence);
+            match (
+                offered.encode(&frame, &mut out_a),
+                copying.encode(&copy, &mut out_b),
+            ) {
+                (Ok(_), Ok(_)) if out_a == out_b => good += usize::from(planes_ok),
+                (Ok(a), Ok(b)) => problems.push(format!(
+                    "frame {n}: {} vs {} bytes, contents differ",
+                    a.len, b.len
+                )),
+                (Err(e), _) | (_, Err(e)) => {
+                    problems.push(format!("frame {n}: {e}"));
+                    break;
+                }
+            }
+        }
+        let refused = offered.dmabuf_refused().unwrap_or("");
+        if offered.input_memory() != Some(InputMemory::Copy)
+            || !refused.contains("plane 1 is in a DMABUF of its own")
+        {
+            problems.push(format!(
+                "vicodec took {:?}, refusal: {refused:?}",
+                offered.input_memory()
+            ));
+        }
+        report.check(
+            name,
+            problems.is_empty() && good == frames,
+            format!(
+                "{good}/{frames} NV12M frames: each plane read back from its own DMABUF, encoded as copies identical to never-offered ones; vicodec said \"{refused}\"{}",
+                if problems.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", problems.join("; "))
+                }
+            ),
+        );
+    }
+
     fn zero_copy_check(
         report: &mut Report,
         camera: &Path,

@@ -169,6 +169,8 @@ fn open_source(args: &Args) -> Result<(Box<dyn CaptureSource>, bool)> {
             if args.encoder.starts_with("v4l2:") || args.encoder == "jetson" {
                 config.memory = CaptureMemory::DmabufExport;
             }
+            // Jetson's encoder takes NV12M: a DMABUF per plane from the camera goes in as is.
+            config.multi_buffer = args.encoder == "jetson";
             (Box::new(V4l2Capture::open(rest, &config)?), true)
         }
         other => {

@@ -18,7 +18,7 @@ use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use super::{CaptureError, CaptureSource, CapturedFrame};
+use super::{CaptureError, CaptureSource, CapturedFrame, FrameDmabuf};
 use crate::picture::{Picture, PixelFormat, Plane, VideoFormat};
 
 /// The shim's C ABI (`argus/fc_argus.h`).
@@ -384,7 +384,10 @@ impl CaptureSource for ArgusSource {
         if frame.dmabuf_fd >= 0 {
             // SAFETY: the fd belongs to the session and stays open while the buffer is lent,
             // that is for as long as the returned frame borrows `self` (see above).
-            captured.dmabuf = Some(unsafe { BorrowedFd::borrow_raw(frame.dmabuf_fd) });
+            let fd = unsafe { BorrowedFd::borrow_raw(frame.dmabuf_fd) };
+            // One NvBufSurface holds both planes, at the offsets the shim read from it.
+            let offsets = frame.offset.map(|offset| offset as usize);
+            captured.dmabuf = Some(FrameDmabuf::shared(fd, &offsets));
         }
         Ok(captured)
     }
@@ -402,6 +405,7 @@ impl Drop for ArgusSource {
 #[cfg(all(test, feature = "argus-fake"))]
 mod tests {
     use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
     use std::sync::Mutex;
 
     use super::*;
@@ -430,8 +434,18 @@ mod tests {
             assert_eq!(planes[0].data[0], n as u8);
             // Pitch-linear with 256-byte rows, as NvBufSurface lays NV12 out.
             assert_eq!((planes[0].stride, planes[1].stride), (512, 512));
-            let fd = frame.dmabuf.expect("Argus frames carry their DMABUF");
-            fds.push(fd.as_raw_fd());
+            let dmabuf = frame.dmabuf.expect("Argus frames carry their DMABUF");
+            assert!(dmabuf.is_shared() && dmabuf.len() == 2, "{dmabuf:?}");
+            let (y, cbcr) = (dmabuf.plane(0).unwrap(), dmabuf.plane(1).unwrap());
+            assert_eq!((y.offset, cbcr.offset), (0, 512 * 240));
+            // Each plane's bytes are in the DMABUF at the offset the frame gives.
+            let file = std::fs::File::from(y.fd.try_clone_to_owned().unwrap());
+            for (plane, at) in planes.iter().zip([y.offset, cbcr.offset]) {
+                let mut bytes = vec![0; plane.data.len()];
+                file.read_exact_at(&mut bytes, at as u64).unwrap();
+                assert!(bytes == plane.data, "frame {n}: plane at {at} differs");
+            }
+            fds.push(y.fd.as_raw_fd());
             assert!(frame.captured_at <= Instant::now());
         }
         // Four buffers go round; one is lent at a time.

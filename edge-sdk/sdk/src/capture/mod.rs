@@ -34,10 +34,95 @@ pub struct CapturedFrame<'a> {
     pub captured_at: Instant,
     /// Frame counter of the source, starting at 0; a gap means the source dropped frames.
     pub sequence: u64,
-    /// The DMABUF behind this frame when the source exports one, so a hardware encoder can
-    /// import it without a CPU copy.
+    /// The DMABUFs behind this frame's planes when the source exports them, so a hardware
+    /// encoder can import them without a CPU copy.
     #[cfg(unix)]
-    pub dmabuf: Option<std::os::fd::BorrowedFd<'a>>,
+    pub dmabuf: Option<FrameDmabuf<'a>>,
+}
+
+/// Where one picture plane lies in a DMABUF.
+#[cfg(unix)]
+#[derive(Clone, Copy, Debug)]
+pub struct DmabufPlane<'a> {
+    /// The DMABUF.
+    pub fd: std::os::fd::BorrowedFd<'a>,
+    /// Where the plane's first row starts in it; rows are the picture plane's stride apart.
+    pub offset: usize,
+}
+
+/// The DMABUFs behind a frame, one entry per picture plane: either one DMABUF holding every
+/// plane (a contiguous `NV12` V4L2 buffer, a Jetson NvBufSurface), or one DMABUF per plane (a
+/// multi-planar `NV12M` V4L2 buffer).
+#[cfg(unix)]
+#[derive(Clone, Copy, Debug)]
+pub struct FrameDmabuf<'a> {
+    planes: [Option<DmabufPlane<'a>>; 3],
+}
+
+#[cfg(unix)]
+impl<'a> FrameDmabuf<'a> {
+    /// One entry per picture plane (at most 3); `None` when any is missing.
+    #[must_use]
+    pub fn new(planes: &[Option<DmabufPlane<'a>>]) -> Option<Self> {
+        if planes.is_empty() || planes.len() > 3 || planes.iter().any(Option::is_none) {
+            return None;
+        }
+        let mut all = [None; 3];
+        all[..planes.len()].copy_from_slice(planes);
+        Some(Self { planes: all })
+    }
+
+    /// Every plane in the one DMABUF `fd`, plane `i` starting at `offsets[i]` (at most 3).
+    #[must_use]
+    pub fn shared(fd: std::os::fd::BorrowedFd<'a>, offsets: &[usize]) -> Self {
+        let mut planes = [None; 3];
+        for (plane, &offset) in planes.iter_mut().zip(offsets) {
+            *plane = Some(DmabufPlane { fd, offset });
+        }
+        Self { planes }
+    }
+
+    /// Plane `i` from the first byte of its own DMABUF `fds[i]` (at most 3).
+    #[must_use]
+    pub fn per_plane(fds: &[std::os::fd::BorrowedFd<'a>]) -> Self {
+        let mut planes = [None; 3];
+        for (plane, &fd) in planes.iter_mut().zip(fds) {
+            *plane = Some(DmabufPlane { fd, offset: 0 });
+        }
+        Self { planes }
+    }
+
+    /// One entry per picture plane.
+    pub fn planes(&self) -> impl Iterator<Item = DmabufPlane<'a>> + '_ {
+        self.planes.iter().map_while(|plane| *plane)
+    }
+
+    /// Plane `index`, if the frame has that many.
+    #[must_use]
+    pub fn plane(&self, index: usize) -> Option<DmabufPlane<'a>> {
+        self.planes.get(index).copied().flatten()
+    }
+
+    /// Planes described.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.planes().count()
+    }
+
+    /// True when no plane is described.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.planes[0].is_none()
+    }
+
+    /// True when every plane lies in the same DMABUF (the same file descriptor).
+    #[must_use]
+    pub fn is_shared(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut fds = self.planes().map(|plane| plane.fd.as_raw_fd());
+        let first = fds.next();
+        fds.all(|fd| Some(fd) == first)
+    }
 }
 
 impl<'a> CapturedFrame<'a> {

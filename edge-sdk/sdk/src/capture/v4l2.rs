@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use nix::libc;
 use nix::poll::PollFlags;
 
-use super::{CaptureError, CaptureSource, CapturedFrame};
+use super::{CaptureError, CaptureSource, CapturedFrame, DmabufPlane, FrameDmabuf};
 use crate::picture::{Picture, PixelFormat, Plane, VideoFormat};
 use crate::v4l2::bindings as b;
 use crate::v4l2::layout::{PlaneLayout, plane_layout};
@@ -47,6 +47,10 @@ pub struct V4l2CaptureConfig {
     pub buffers: u32,
     /// MMAP or exported DMABUF.
     pub memory: CaptureMemory,
+    /// On a multi-planar device, ask for the one-buffer-per-plane variant (`NV12M`) before
+    /// the contiguous format: with [`CaptureMemory::DmabufExport`] each plane is then its own
+    /// DMABUF, as an encoder taking `NV12M` (Jetson's) imports them.
+    pub multi_buffer: bool,
     /// How long [`CaptureSource::next_frame`] waits for the driver before failing.
     pub timeout: Duration,
 }
@@ -62,6 +66,7 @@ impl V4l2CaptureConfig {
             frame_rate: (30, 1),
             buffers: 4,
             memory: CaptureMemory::Mmap,
+            multi_buffer: false,
             timeout: Duration::from_secs(2),
         }
     }
@@ -122,19 +127,29 @@ impl V4l2Capture {
             )));
         }
 
-        let mut format = device.set_format(
-            buf_type,
-            config.pixel_format.into(),
-            config.width,
-            config.height,
-            0,
-        )?;
-        // Multi-planar devices may only offer the one-buffer-per-plane variant (NV12M).
-        if format.fourcc.pixel_format().is_none()
-            && buf_type.is_multiplanar()
-            && let Some(variant) = FourCc::multi_buffer_variant(config.pixel_format)
+        // Multi-planar devices may only offer the one-buffer-per-plane variant (NV12M), or be
+        // asked for it first.
+        let contiguous = FourCc::from(config.pixel_format);
+        let variant =
+            FourCc::multi_buffer_variant(config.pixel_format).filter(|_| buf_type.is_multiplanar());
+        let (first, second) = match variant {
+            Some(variant) if config.multi_buffer => (variant, Some(contiguous)),
+            variant => (contiguous, variant),
+        };
+        let mut format = device.set_format(buf_type, first, config.width, config.height, 0)?;
+        if format.fourcc != first
+            && let Some(second) = second
         {
-            format = device.set_format(buf_type, variant, config.width, config.height, 0)?;
+            let other = device.set_format(buf_type, second, config.width, config.height, 0)?;
+            // The driver holds the last format set: go back to the first answer if only it
+            // is readable.
+            format = if other.fourcc.pixel_format().is_some()
+                || format.fourcc.pixel_format().is_none()
+            {
+                other
+            } else {
+                device.set_format(buf_type, format.fourcc, config.width, config.height, 0)?
+            };
         }
         let Some(pixel_format) = format.fourcc.pixel_format() else {
             return Err(unsupported(format!(
@@ -303,9 +318,25 @@ impl CaptureSource for V4l2Capture {
             &planes[..format.plane_count()],
         )?;
         let mut frame = CapturedFrame::new(picture, captured_at, sequence);
-        if self.memory == CaptureMemory::DmabufExport && self.queue.planes() == 1 {
-            // One DMABUF describes the whole frame only when all planes share one buffer.
-            frame.dmabuf = self.queue.exported(done.index, 0);
+        if self.memory == CaptureMemory::DmabufExport {
+            // Each picture plane lies in the DMABUF of its memory plane, after the driver's
+            // data offset: one DMABUF for NV12, one per plane for NV12M.
+            let mut dmabufs = [None; 3];
+            for (dmabuf, layout) in dmabufs
+                .iter_mut()
+                .zip(&self.layout)
+                .take(format.plane_count())
+            {
+                let (data_offset, _) = done.payload[layout.memory_plane];
+                *dmabuf = self
+                    .queue
+                    .exported(done.index, layout.memory_plane)
+                    .map(|fd| DmabufPlane {
+                        fd,
+                        offset: data_offset as usize + layout.offset,
+                    });
+            }
+            frame.dmabuf = FrameDmabuf::new(&dmabufs[..format.plane_count()]);
         }
         Ok(frame)
     }

@@ -362,13 +362,16 @@ impl JetsonTuning {
         controls
     }
 
-    /// The options to open Jetson's encoder with: these controls, `NV12M` input first.
+    /// The options to open Jetson's encoder with: these controls, `NV12M` input first, and a
+    /// camera frame's one DMABUF (an NvBufSurface) passed in both planes, as NVIDIA's encoder
+    /// reads it.
     #[must_use]
     pub fn options(&self, settings: &EncoderSettings) -> M2mOptions {
         M2mOptions {
             controls: self.controls(settings),
             prefer_multi_buffer_input: true,
             access: Access::Kernel,
+            planes_from_one_dmabuf: true,
         }
     }
 }
@@ -732,11 +735,8 @@ mod tests {
                 "NVIDIA max performance"
             ]
         );
-        assert!(
-            JetsonTuning::default()
-                .options(&settings)
-                .prefer_multi_buffer_input
-        );
+        let options = JetsonTuning::default().options(&settings);
+        assert!(options.prefer_multi_buffer_input && options.planes_from_one_dmabuf);
     }
 
     #[cfg(feature = "openh264")]

@@ -17,7 +17,7 @@
 //! [`V4l2Capture`]: crate::capture::v4l2::V4l2Capture
 //! [`CaptureMemory::DmabufExport`]: crate::capture::v4l2::CaptureMemory::DmabufExport
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use nix::poll::PollFlags;
 use nix::unistd::{Whence, lseek};
 
 use super::{EncodeError, EncodedFrame, EncoderSettings, VideoEncoder, append_within_capacity};
-use crate::capture::CapturedFrame;
+use crate::capture::{CapturedFrame, FrameDmabuf};
 use crate::picture::{Picture, PixelFormat};
 use crate::v4l2::bindings as b;
 use crate::v4l2::controls::ControlKind;
@@ -127,6 +127,12 @@ pub struct M2mOptions {
     pub prefer_multi_buffer_input: bool,
     /// How the device is opened: raw system calls, or libv4l2 (JetPack 5's encoder).
     pub access: Access,
+    /// The driver reads every plane of a one-buffer-per-plane input format from one DMABUF
+    /// passed in each plane, finding the planes itself: NVIDIA's encoder does this with the
+    /// NvBufSurface behind the DMABUF, which is how a Jetson camera's frames (one DMABUF for Y
+    /// and CbCr) go in without a copy. Other drivers read each plane from the first byte of its
+    /// own DMABUF, so without this such frames are copied.
+    pub planes_from_one_dmabuf: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,6 +177,8 @@ pub struct V4l2M2mEncoder {
     state: State,
     /// Why DMABUF import was not used, when the first frame carried a DMABUF.
     dmabuf_refused: Option<String>,
+    /// [`M2mOptions::planes_from_one_dmabuf`].
+    planes_from_one_dmabuf: bool,
 }
 
 impl V4l2M2mEncoder {
@@ -318,6 +326,7 @@ impl V4l2M2mEncoder {
             timeout: DEFAULT_TIMEOUT,
             state: State::Encoding,
             dmabuf_refused: None,
+            planes_from_one_dmabuf: options.planes_from_one_dmabuf,
         };
         encoder.start_capture()?;
         Ok(encoder)
@@ -442,8 +451,8 @@ impl V4l2M2mEncoder {
     fn start_output(&mut self, frame: &CapturedFrame<'_>) -> Result<(), V4l2Error> {
         let planes = self.output_format.planes().len();
         let mut memory = Memory::Mmap;
-        if let Some(fd) = frame.dmabuf {
-            match self.dmabuf_length(&frame.picture, fd) {
+        if let Some(dmabuf) = &frame.dmabuf {
+            match self.dmabuf_planes(&frame.picture, dmabuf) {
                 Ok(_) => memory = Memory::Dmabuf,
                 Err(reason) => self.dmabuf_refused = Some(reason),
             }
@@ -474,42 +483,19 @@ impl V4l2M2mEncoder {
         Ok(())
     }
 
-    /// Checks that this picture's DMABUF can be imported as it is and returns its size, or says
-    /// why not: the input format must have one buffer, and the picture must start at the
-    /// DMABUF's first byte with its planes where the input format puts them (as [`V4l2Capture`]
-    /// lays frames out), in a DMABUF of at least the input format's `sizeimage`.
-    ///
-    /// [`V4l2Capture`]: crate::capture::v4l2::V4l2Capture
-    fn dmabuf_length(&self, picture: &Picture<'_>, fd: BorrowedFd<'_>) -> Result<u32, String> {
-        let formats = self.output_format.planes();
-        let [format] = formats else {
-            return Err(format!(
-                "the encoder takes {} in {} buffers; a DMABUF is one",
-                self.output_format.fourcc,
-                formats.len()
-            ));
-        };
-        let planes = picture.planes();
-        let base = planes.first().map_or(0, |p| p.data.as_ptr() as usize);
-        for (index, (plane, layout)) in planes.iter().zip(&self.layout).enumerate() {
-            let offset = (plane.data.as_ptr() as usize).wrapping_sub(base);
-            if plane.stride != layout.stride || offset != layout.offset {
-                return Err(format!(
-                    "plane {index} is at offset {offset} with stride {}, the encoder expects offset {} with stride {}",
-                    plane.stride, layout.offset, layout.stride
-                ));
-            }
-        }
-        // A DMABUF's size is what seeking to its end returns.
-        let size = lseek(fd, 0, Whence::SeekEnd)
-            .map_err(|errno| format!("cannot tell the DMABUF's size: {errno}"))?;
-        match u32::try_from(size) {
-            Ok(size) if size >= format.sizeimage => Ok(size),
-            _ => Err(format!(
-                "the DMABUF has {size} bytes, the encoder needs {}",
-                format.sizeimage
-            )),
-        }
+    /// [`import_planes`] for this encoder's input format.
+    fn dmabuf_planes<'f>(
+        &self,
+        picture: &Picture<'_>,
+        dmabuf: &FrameDmabuf<'f>,
+    ) -> Result<[QueuePlane<'f>; b::VIDEO_MAX_PLANES], String> {
+        import_planes(
+            &self.output_format,
+            &self.layout,
+            self.planes_from_one_dmabuf,
+            picture,
+            dmabuf,
+        )
     }
 
     /// Copies the picture into OUTPUT buffer `index`; returns bytes used per memory plane.
@@ -940,19 +926,16 @@ impl VideoEncoder for V4l2M2mEncoder {
         let mut planes = [QueuePlane::EMPTY; b::VIDEO_MAX_PLANES];
         let dmabuf = self.input_memory() == Some(InputMemory::Dmabuf);
         if dmabuf {
-            let Some(fd) = frame.dmabuf else {
+            let Some(frame_dmabuf) = &frame.dmabuf else {
                 return Err(backend(
                     "the encoder imports DMABUFs (the first frame had one); this frame has none",
                 ));
             };
-            let length = self.dmabuf_length(picture, fd).map_err(|reason| {
-                backend(&format!("this frame's DMABUF cannot be imported: {reason}"))
-            })?;
-            planes[0] = QueuePlane {
-                bytesused: self.output_format.planes()[0].sizeimage,
-                dmabuf: Some(fd),
-                length,
-            };
+            planes = self
+                .dmabuf_planes(picture, frame_dmabuf)
+                .map_err(|reason| {
+                    backend(&format!("this frame's DMABUF cannot be imported: {reason}"))
+                })?;
         } else {
             let used = self.fill(index, picture)?;
             for (plane, used) in planes.iter_mut().zip(used) {
@@ -1077,6 +1060,114 @@ fn list(formats: &[FourCc]) -> String {
         .join(", ")
 }
 
+/// The OUTPUT buffer planes that import a frame's DMABUFs into `input` (cut by `layout`) as they are, or why they
+/// cannot be imported:
+///
+/// - Each picture plane must be where the input format puts it: rows at the format's
+///   stride, and the picture planes of one memory plane in one DMABUF at the format's
+///   offsets from its first byte (encoders read a buffer from its start). So `NV12` input
+///   takes one DMABUF holding both planes, `NV12M` one DMABUF per plane.
+/// - With [`M2mOptions::planes_from_one_dmabuf`], a frame whose planes all lie in one
+///   DMABUF goes into one-buffer-per-plane input as that DMABUF in every plane, wherever the
+///   planes are in it: the driver reads their layout from the buffer itself.
+///
+/// A DMABUF must hold at least the bytes the driver reads from it (the format's `sizeimage`
+/// for its plane).
+fn import_planes<'f>(
+    input: &Format,
+    layout: &[PlaneLayout; 3],
+    planes_from_one_dmabuf: bool,
+    picture: &Picture<'_>,
+    dmabuf: &FrameDmabuf<'f>,
+) -> Result<[QueuePlane<'f>; b::VIDEO_MAX_PLANES], String> {
+    let formats = input.planes();
+    let fourcc = input.fourcc;
+    let pictures = picture.planes();
+    if dmabuf.len() != pictures.len() {
+        return Err(format!(
+            "the frame gives {} DMABUF planes for its {} picture planes",
+            dmabuf.len(),
+            pictures.len()
+        ));
+    }
+    let mut planes = [QueuePlane::EMPTY; b::VIDEO_MAX_PLANES];
+    if planes_from_one_dmabuf && formats.len() > 1 && dmabuf.is_shared() {
+        let Some(first) = dmabuf.plane(0) else {
+            return Err("the frame has no DMABUF plane".into());
+        };
+        let size = dmabuf_size(first.fd)?;
+        // The driver finds the planes itself; they must still lie inside the DMABUF.
+        for (index, (plane, at)) in pictures.iter().zip(dmabuf.planes()).enumerate() {
+            let end = at.offset.saturating_add(plane.data.len());
+            if end > size as usize {
+                return Err(format!(
+                    "plane {index} ends at byte {end} of a {size}-byte DMABUF"
+                ));
+            }
+        }
+        for (index, (out, format)) in planes.iter_mut().zip(formats).enumerate() {
+            if format.sizeimage > size {
+                return Err(format!(
+                    "the DMABUF has {size} bytes, {fourcc} plane {index} needs {}",
+                    format.sizeimage
+                ));
+            }
+            *out = QueuePlane {
+                bytesused: format.sizeimage,
+                dmabuf: Some(first.fd),
+                length: size,
+            };
+        }
+        return Ok(planes);
+    }
+    for (index, ((plane, layout), at)) in
+        pictures.iter().zip(layout).zip(dmabuf.planes()).enumerate()
+    {
+        let Some(out) = planes.get_mut(layout.memory_plane) else {
+            return Err(format!("plane {index} has no memory plane"));
+        };
+        match out.dmabuf {
+            None => out.dmabuf = Some(at.fd),
+            Some(fd) if fd.as_raw_fd() == at.fd.as_raw_fd() => {}
+            Some(_) => {
+                return Err(format!(
+                    "plane {index} is in a DMABUF of its own; {fourcc} input has it in the same buffer as plane {}",
+                    index - 1
+                ));
+            }
+        }
+        if plane.stride != layout.stride || at.offset != layout.offset {
+            return Err(format!(
+                "plane {index} is at byte {} of its DMABUF with stride {}, {fourcc} input has it at byte {} with stride {}",
+                at.offset, plane.stride, layout.offset, layout.stride
+            ));
+        }
+    }
+    for (index, (out, format)) in planes.iter_mut().zip(formats).enumerate() {
+        let Some(fd) = out.dmabuf else {
+            return Err(format!("no picture plane lies in {fourcc} plane {index}"));
+        };
+        let size = dmabuf_size(fd)?;
+        if size < format.sizeimage {
+            return Err(format!(
+                "the DMABUF of {fourcc} plane {index} has {size} bytes, the encoder needs {}",
+                format.sizeimage
+            ));
+        }
+        out.bytesused = format.sizeimage;
+        out.length = size;
+    }
+    Ok(planes)
+}
+
+/// A DMABUF's size: where seeking to its end lands.
+fn dmabuf_size(fd: BorrowedFd<'_>) -> Result<u32, String> {
+    let size = lseek(fd, 0, Whence::SeekEnd)
+        .map_err(|errno| format!("cannot tell the DMABUF's size: {errno}"))?;
+    u32::try_from(size)
+        .map_err(|_| format!("the DMABUF has {size} bytes, more than a V4L2 plane describes"))
+}
+
 fn zero_time() -> libc::timeval {
     libc::timeval {
         tv_sec: 0,
@@ -1169,6 +1260,166 @@ fn h264_level(width: u32, height: u32, fps: u32, bitrate_bps: u32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::picture::Plane;
+    use crate::v4l2::layout::tests::format;
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    use std::os::fd::{AsFd, OwnedFd};
+
+    /// A file of `len` bytes standing in for a DMABUF: import only reads its size.
+    fn buffer(len: usize) -> OwnedFd {
+        let fd = memfd_create(c"fake-dmabuf", MFdFlags::MFD_CLOEXEC).unwrap();
+        nix::unistd::ftruncate(&fd, len as i64).unwrap();
+        fd
+    }
+
+    /// A 64x32 NV12 picture with 64-byte rows, and the layout of `input` for it.
+    fn nv12<'a>(bytes: &'a [u8], input: &Format) -> (Picture<'a>, [PlaneLayout; 3]) {
+        let planes = [
+            Plane {
+                data: &bytes[..2048],
+                stride: 64,
+            },
+            Plane {
+                data: &bytes[2048..3072],
+                stride: 64,
+            },
+        ];
+        let picture = Picture::new(PixelFormat::Nv12, 64, 32, &planes).unwrap();
+        (picture, plane_layout(input, PixelFormat::Nv12).unwrap())
+    }
+
+    /// (fd, bytesused, length) of each memory plane.
+    fn described(planes: &[QueuePlane<'_>], count: usize) -> Vec<(i32, u32, u32)> {
+        planes[..count]
+            .iter()
+            .map(|p| {
+                (
+                    p.dmabuf.map_or(-1, |fd| fd.as_raw_fd()),
+                    p.bytesused,
+                    p.length,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn contiguous_input_imports_one_dmabuf_holding_every_plane() {
+        let input = format(FourCc::NV12, 64, 32, &[(64, 3072)]);
+        let bytes = vec![0; 3072];
+        let (picture, layout) = nv12(&bytes, &input);
+        let fd = buffer(4096);
+        let raw = fd.as_raw_fd();
+        let dmabuf = FrameDmabuf::shared(fd.as_fd(), &[0, 2048]);
+        let planes = import_planes(&input, &layout, false, &picture, &dmabuf).unwrap();
+        assert_eq!(described(&planes, 1), [(raw, 3072, 4096)]);
+        assert!(planes[1].dmabuf.is_none());
+
+        // CbCr a row further on than the format puts it.
+        let moved = FrameDmabuf::shared(fd.as_fd(), &[0, 2112]);
+        let error = import_planes(&input, &layout, false, &picture, &moved).unwrap_err();
+        assert!(error.contains("plane 1 is at byte 2112"), "{error}");
+        assert!(error.contains("NV12 input has it at byte 2048"), "{error}");
+
+        // The picture must start at the DMABUF's first byte: encoders read from there.
+        let late = FrameDmabuf::shared(fd.as_fd(), &[64, 2112]);
+        let error = import_planes(&input, &layout, false, &picture, &late).unwrap_err();
+        assert!(error.contains("plane 0 is at byte 64"), "{error}");
+
+        // Too small for the format's sizeimage.
+        let small = buffer(3000);
+        let dmabuf = FrameDmabuf::shared(small.as_fd(), &[0, 2048]);
+        let error = import_planes(&input, &layout, false, &picture, &dmabuf).unwrap_err();
+        assert!(
+            error.contains("has 3000 bytes, the encoder needs 3072"),
+            "{error}"
+        );
+
+        // One plane described for a two-plane picture.
+        let short = FrameDmabuf::shared(fd.as_fd(), &[0]);
+        let error = import_planes(&input, &layout, false, &picture, &short).unwrap_err();
+        assert!(error.contains("1 DMABUF planes for its 2"), "{error}");
+    }
+
+    #[test]
+    fn contiguous_input_refuses_a_dmabuf_per_plane() {
+        let input = format(FourCc::NV12, 64, 32, &[(64, 3072)]);
+        let bytes = vec![0; 3072];
+        let (picture, layout) = nv12(&bytes, &input);
+        let (y, cbcr) = (buffer(2048), buffer(1024));
+        let dmabuf = FrameDmabuf::per_plane(&[y.as_fd(), cbcr.as_fd()]);
+        for nvidia in [false, true] {
+            let error = import_planes(&input, &layout, nvidia, &picture, &dmabuf).unwrap_err();
+            assert!(
+                error.contains("plane 1 is in a DMABUF of its own; NV12 input has it in the same buffer as plane 0"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn multi_buffer_input_imports_a_dmabuf_per_plane() {
+        let input = format(FourCc::NV12M, 64, 32, &[(64, 2048), (64, 1024)]);
+        let bytes = vec![0; 3072];
+        let (picture, layout) = nv12(&bytes, &input);
+        let (y, cbcr) = (buffer(2048), buffer(4096));
+        let dmabuf = FrameDmabuf::per_plane(&[y.as_fd(), cbcr.as_fd()]);
+        let planes = import_planes(&input, &layout, false, &picture, &dmabuf).unwrap();
+        assert_eq!(
+            described(&planes, 2),
+            [(y.as_raw_fd(), 2048, 2048), (cbcr.as_raw_fd(), 1024, 4096)]
+        );
+
+        let small = buffer(512);
+        let dmabuf = FrameDmabuf::per_plane(&[y.as_fd(), small.as_fd()]);
+        let error = import_planes(&input, &layout, false, &picture, &dmabuf).unwrap_err();
+        assert!(
+            error.contains("the DMABUF of NM12 plane 1 has 512 bytes, the encoder needs 1024"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn one_dmabuf_goes_into_every_plane_only_for_a_driver_that_finds_the_planes_itself() {
+        // A Jetson camera frame: one NvBufSurface, rows padded to 256 bytes, CbCr after Y.
+        let input = format(FourCc::NV12M, 64, 32, &[(64, 2048), (64, 1024)]);
+        let layout = plane_layout(&input, PixelFormat::Nv12).unwrap();
+        let bytes = vec![0; 256 * 48];
+        let planes = [
+            Plane {
+                data: &bytes[..256 * 32],
+                stride: 256,
+            },
+            Plane {
+                data: &bytes[256 * 32..],
+                stride: 256,
+            },
+        ];
+        let picture = Picture::new(PixelFormat::Nv12, 64, 32, &planes).unwrap();
+        let surface = buffer(256 * 48);
+        let dmabuf = FrameDmabuf::shared(surface.as_fd(), &[0, 256 * 32]);
+
+        let error = import_planes(&input, &layout, false, &picture, &dmabuf).unwrap_err();
+        assert!(
+            error.contains("plane 0 is at byte 0 of its DMABUF with stride 256, NM12 input has it at byte 0 with stride 64"),
+            "{error}"
+        );
+
+        let planes = import_planes(&input, &layout, true, &picture, &dmabuf).unwrap();
+        let raw = surface.as_raw_fd();
+        assert_eq!(
+            described(&planes, 2),
+            [(raw, 2048, 256 * 48), (raw, 1024, 256 * 48)]
+        );
+
+        // The planes the frame describes must lie inside the DMABUF.
+        let short = buffer(256 * 40);
+        let dmabuf = FrameDmabuf::shared(short.as_fd(), &[0, 256 * 32]);
+        let error = import_planes(&input, &layout, true, &picture, &dmabuf).unwrap_err();
+        assert!(
+            error.contains("plane 1 ends at byte 12288 of a 10240-byte DMABUF"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn h264_levels_follow_table_a1() {

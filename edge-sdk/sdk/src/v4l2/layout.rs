@@ -118,11 +118,12 @@ pub(crate) fn plane_layout(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::v4l2::BufType;
 
-    fn format(fourcc: FourCc, width: u32, height: u32, planes: &[(u32, u32)]) -> Format {
+    /// A format as a driver would return it: `planes` as (bytesperline, sizeimage).
+    pub(crate) fn format(fourcc: FourCc, width: u32, height: u32, planes: &[(u32, u32)]) -> Format {
         let mut plane_fmt = [b::v4l2_plane_pix_format {
             sizeimage: 0,
             bytesperline: 0,
