@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Boots the distribution kernel with the test initramfs in qemu and decides the verdict from the
-# serial console: exit 0 only if the guest printed both the check's PASS line and its exit code 0.
+# serial console: exit 0 only if the guest printed the check's PASS line and exit code 0, and the
+# unit tests' passing result and exit code 0.
 #
 # KVM is used only when /dev/kvm is writable and the CPU has VMX/SVM. CI machines have neither
 # (or a software /dev/kvm that fails on stock kernels), so the usual run is TCG, qemu's own
@@ -57,8 +58,11 @@ qemu_rc=${PIPESTATUS[0]}
 set -e
 log "boot: qemu exit code $qemu_rc after $(seconds_since "$start") s"
 
+# The unit tests must have run at least one test, all passing.
 if grep -q '^v4l2_guest_check: PASS' "$console_log" &&
-  grep -q '^guest: v4l2_guest_check exit code 0 ' "$console_log"; then
+  grep -q '^guest: v4l2_guest_check exit code 0 ' "$console_log" &&
+  grep -Eq '^test result: ok\. [1-9][0-9]* passed; 0 failed' "$console_log" &&
+  grep -q '^guest: edge_unit_tests exit code 0 ' "$console_log"; then
   log "verdict: PASS"
   exit 0
 fi

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds the in-guest check, edge-sdk/sdk/examples/v4l2_guest_check.rs. It is linked dynamically
+# Builds the in-guest check, edge-sdk/sdk/examples/v4l2_guest_check.rs, and the edge SDK's unit
+# tests, whose `in_guest_` tests need the guest's drivers and reach crate internals the check
+# cannot. Both are linked dynamically
 # against glibc: it loads libv4l2.so.0 with dlopen, which a static glibc binary cannot do
 # reliably, so build-initramfs.sh copies the host's ELF interpreter and C libraries (and
 # libv4l2's) next to it into the busybox-static guest. Default features are off: the check needs
@@ -19,3 +21,11 @@ log "guest binary: cargo build --release --example v4l2_guest_check --target $TA
 binary=$CARGO_TARGET_DIR/$TARGET/release/examples/v4l2_guest_check
 mkdir -p "$VM_DIR"
 cp "$binary" "$VM_DIR/v4l2_guest_check"
+
+log "guest unit tests: cargo test --release --lib --no-run -p flowcloud-edge --target $TARGET"
+tests=$(cd "$REPO" && cargo test --release --locked -q -p flowcloud-edge --no-default-features \
+  --lib --no-run --target "$TARGET" --message-format=json |
+  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+[[ -x $tests ]] || die "cargo did not name the unit test binary"
+# Debug information is most of its size, and the initramfs is unpacked into the guest's memory.
+strip -o "$VM_DIR/edge_unit_tests" "$tests"

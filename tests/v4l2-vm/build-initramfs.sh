@@ -11,7 +11,8 @@ MODULE_DIR=$KERNEL_ROOT/image/lib/modules/$KABI
 BUSYBOX=$TOOLS_ROOT/bin/busybox
 [[ -x $BUSYBOX ]] || die "$BUSYBOX is missing: run fetch.sh"
 [[ -f $VM_DIR/modules/vicodec.ko ]] || die "vicodec.ko is missing: run build-modules.sh"
-[[ -x $VM_DIR/v4l2_guest_check ]] || die "the guest binary is missing: run build-guest.sh"
+[[ -x $VM_DIR/v4l2_guest_check && -x $VM_DIR/edge_unit_tests ]] ||
+  die "the guest binaries are missing: run build-guest.sh"
 
 ROOT=$VM_DIR/initramfs
 rm -rf "$ROOT"
@@ -19,7 +20,8 @@ mkdir -p "$ROOT"/{bin,dev,proc,sys,tmp,modules}
 cp "$BUSYBOX" "$ROOT/bin/busybox"
 cp "$SCRIPTS/guest-init.sh" "$ROOT/init"
 cp "$VM_DIR/v4l2_guest_check" "$ROOT/v4l2_guest_check"
-chmod +x "$ROOT/init" "$ROOT/v4l2_guest_check"
+cp "$VM_DIR/edge_unit_tests" "$ROOT/edge_unit_tests"
+chmod +x "$ROOT/init" "$ROOT/v4l2_guest_check" "$ROOT/edge_unit_tests"
 
 # The check is dynamically linked and loads libv4l2.so.0 at run time (dlopen, which ldd cannot
 # see): each goes in with every library ldd lists for it, at the path the host has it. No libv4l
@@ -33,7 +35,7 @@ copy_host_file() { # copy_host_file <absolute path>
   cp -L "$1" "$ROOT$1"
 }
 copy_host_file "$libv4l2"
-for elf in "$VM_DIR/v4l2_guest_check" "$libv4l2"; do
+for elf in "$VM_DIR/v4l2_guest_check" "$VM_DIR/edge_unit_tests" "$libv4l2"; do
   # "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" and "/lib64/ld-linux-x86-64.so.2 (0x…)".
   for lib in $(ldd "$elf" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
     copy_host_file "$lib"

@@ -26,4 +26,9 @@ if [ "$rc" -ne 0 ]; then
   dmesg | tail -n 40
 fi
 echo "guest: v4l2_guest_check exit code $rc at $(up) s"
+
+# The SDK's own tests that need these drivers; FLOWCLOUD_V4L2_GUEST makes a missing driver a
+# failure rather than a skip.
+FLOWCLOUD_V4L2_GUEST=1 timeout 120 /edge_unit_tests --test-threads 1 --nocapture in_guest_
+echo "guest: edge_unit_tests exit code $? at $(up) s"
 poweroff -f

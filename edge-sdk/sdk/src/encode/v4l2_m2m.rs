@@ -1378,6 +1378,101 @@ mod tests {
         );
     }
 
+    /// Runs in the v4l2-vm guest (`FLOWCLOUD_V4L2_GUEST` set), whose multi-planar vivid has a
+    /// capture and an output node: NV12M frames captured with a DMABUF per plane go, as the
+    /// encoder imports them, into the output node's NV12M DMABUF queue, and the driver takes
+    /// and returns each. Skipped, saying so, where there is no such vivid.
+    #[test]
+    fn in_guest_a_dmabuf_per_plane_imports_into_a_drivers_nv12m_queue() {
+        use crate::capture::CaptureSource;
+        use crate::capture::v4l2::{CaptureMemory, V4l2Capture, V4l2CaptureConfig};
+
+        let name = "in_guest_a_dmabuf_per_plane_imports_into_a_drivers_nv12m_queue";
+        let guest = std::env::var_os("FLOWCLOUD_V4L2_GUEST").is_some();
+        let nodes = list_devices().unwrap_or_default();
+        let vivid = |caps: u32| {
+            nodes
+                .iter()
+                .find(|info| {
+                    let c = &info.capability;
+                    c.driver == "vivid" && c.has_streaming() && c.node_caps() & caps != 0
+                })
+                .map(|info| info.path.clone())
+        };
+        let (Some(camera), Some(output)) = (
+            vivid(b::V4L2_CAP_VIDEO_CAPTURE_MPLANE),
+            vivid(b::V4L2_CAP_VIDEO_OUTPUT_MPLANE),
+        ) else {
+            assert!(
+                !guest,
+                "no multi-planar vivid capture and output node: {nodes:?}"
+            );
+            eprintln!("SKIP {name}: no multi-planar vivid here (it runs in the v4l2-vm guest)");
+            return;
+        };
+
+        let mut config = V4l2CaptureConfig::new(640, 480, PixelFormat::Nv12);
+        config.memory = CaptureMemory::DmabufExport;
+        config.multi_buffer = true;
+        config.timeout = Duration::from_secs(10);
+        let mut capture = V4l2Capture::open(&camera, &config).unwrap();
+        assert_eq!(capture.device_format().fourcc, FourCc::NV12M);
+
+        let device = Arc::new(Device::open(&output).unwrap());
+        let input = device
+            .set_format(BufType::VideoOutputMplane, FourCc::NV12M, 640, 480, 0)
+            .unwrap();
+        assert_eq!(
+            (input.fourcc, input.width, input.height),
+            (FourCc::NV12M, 640, 480)
+        );
+        // vivid's first output is S-Video, so interlaced; the rows of an interlaced frame lie
+        // as a progressive one's, and only the import is under test here.
+        let mut progressive = input;
+        progressive.field = b::V4L2_FIELD_NONE;
+        let layout = plane_layout(&progressive, PixelFormat::Nv12).unwrap();
+        let mut queue = Queue::allocate(
+            Arc::clone(&device),
+            BufType::VideoOutputMplane,
+            Memory::Dmabuf,
+            2,
+            2,
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut done_frames = 0;
+        for n in 0..8 {
+            let frame = capture.next_frame().unwrap();
+            let dmabuf = frame.dmabuf.expect("exported NV12M frames carry DMABUFs");
+            let planes = import_planes(&input, &layout, false, &frame.picture, &dmabuf).unwrap();
+            let fds = [planes[0].dmabuf, planes[1].dmabuf].map(|fd| fd.map(|fd| fd.as_raw_fd()));
+            assert!(fds[0].is_some() && fds[0] != fds[1], "frame {n}: {fds:?}");
+            // vivid starts streaming with two buffers queued, and keeps the last one queued
+            // (it loops the newest frame back): the frame goes into both, one comes back done,
+            // and STREAMOFF takes the other back so the camera can have its buffers again.
+            queue.stream_on().unwrap();
+            for index in 0..queue.len() {
+                queue.queue(index, &planes[..2], zero_time()).unwrap();
+            }
+            let done = loop {
+                assert!(Instant::now() < deadline, "frame {n} was never done");
+                match queue.dequeue().unwrap() {
+                    Some(done) => break done,
+                    None => {
+                        device
+                            .poll(PollFlags::POLLOUT, Duration::from_secs(1))
+                            .unwrap();
+                    }
+                }
+            };
+            assert_eq!(done.flags & b::V4L2_BUF_FLAG_ERROR, 0, "frame {n}");
+            queue.stream_off().unwrap();
+            done_frames += 1;
+        }
+        assert_eq!(done_frames, 8);
+        eprintln!("{name}: 8 NV12M frames imported as a DMABUF per plane and done by the driver");
+    }
+
     #[test]
     fn one_dmabuf_goes_into_every_plane_only_for_a_driver_that_finds_the_planes_itself() {
         // A Jetson camera frame: one NvBufSurface, rows padded to 256 bytes, CbCr after Y.
