@@ -362,11 +362,7 @@ mod linux {
             "{grabbed} frames in {elapsed:.2} s, {changing}/{} consecutive checksums differ, last sequence {:?}{}",
             grabbed.saturating_sub(1),
             last_sequence,
-            if problems.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", problems.join("; "))
-            }
+            listed(&problems)
         );
         report.check(&name, ok, detail);
     }
@@ -668,11 +664,7 @@ mod linux {
             format!(
                 "{frames} NV12 frames -> {bytes} bytes of FWHT in {:.2} s{}",
                 started.elapsed().as_secs_f64(),
-                if problems.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {}", problems.join("; "))
-                }
+                listed(&problems)
             ),
         );
         let gop_frames: Vec<usize> = (0..frames).step_by(GOP as usize).collect();
@@ -812,6 +804,77 @@ mod linux {
         Ok(bytes)
     }
 
+    /// Both encoders of a comparison, or the failure reported.
+    fn open_vicodec_pair(
+        report: &mut Report,
+        name: &str,
+        encoder_path: &Path,
+        format: PixelFormat,
+        access: &Access,
+    ) -> Option<(V4l2M2mEncoder, V4l2M2mEncoder)> {
+        match (
+            open_vicodec(encoder_path, format, access),
+            open_vicodec(encoder_path, format, access),
+        ) {
+            (Ok(a), Ok(b)) => Some((a, b)),
+            (Err(e), _) | (_, Err(e)) => {
+                report.fail(name, format!("encoder: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Encodes `frames` frames from `capture` twice: as captured, DMABUFs offered, with
+    /// `offered`, and as the same picture without them with `copying`, which has to copy.
+    /// Returns how many encoded byte-identical and passed `check`, and what went wrong.
+    fn encode_offered_and_copied(
+        capture: &mut V4l2Capture,
+        offered: &mut V4l2M2mEncoder,
+        copying: &mut V4l2M2mEncoder,
+        frames: usize,
+        mut check: impl FnMut(&CapturedFrame<'_>) -> Result<(), String>,
+    ) -> (usize, Vec<String>) {
+        let capacity = capture.format().pixel_format.frame_len(640, 480) + 4096;
+        let (mut out_a, mut out_b) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
+        let mut problems = Vec::new();
+        let mut good = 0;
+        for n in 0..frames {
+            let frame = match capture.next_frame() {
+                Ok(frame) => frame,
+                Err(e) => {
+                    problems.push(format!("frame {n}: {e}"));
+                    break;
+                }
+            };
+            let checked = check(&frame).map_err(|e| problems.push(format!("frame {n}: {e}")));
+            let copy = CapturedFrame::new(frame.picture, frame.captured_at, frame.sequence);
+            match (
+                offered.encode(&frame, &mut out_a),
+                copying.encode(&copy, &mut out_b),
+            ) {
+                (Ok(_), Ok(_)) if out_a == out_b => good += usize::from(checked.is_ok()),
+                (Ok(a), Ok(b)) => problems.push(format!(
+                    "frame {n}: {} bytes offered vs {} copied, contents differ",
+                    a.len, b.len
+                )),
+                (Err(e), _) | (_, Err(e)) => {
+                    problems.push(format!("frame {n}: {e}"));
+                    break;
+                }
+            }
+        }
+        (good, problems)
+    }
+
+    /// "; " and the problems, or nothing.
+    fn listed(problems: &[String]) -> String {
+        if problems.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", problems.join("; "))
+        }
+    }
+
     /// (e) NV12M from the multi-planar vivid with a DMABUF per plane: each DMABUF holds its
     /// plane. vicodec takes NV12 in one buffer, so it must refuse to import them, say why, and
     /// encode copies byte-identical to an encoder never offered a DMABUF.
@@ -836,60 +899,24 @@ mod linux {
             report.fail(name, format!("asked for NV12M first, vivid set {fourcc}"));
             return;
         }
-        let encoders = (
-            open_vicodec(encoder_path, PixelFormat::Nv12, &Access::Kernel),
-            open_vicodec(encoder_path, PixelFormat::Nv12, &Access::Kernel),
-        );
-        let (mut offered, mut copying) = match encoders {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => {
-                report.fail(name, format!("encoder: {e}"));
-                return;
-            }
+        let Some((mut offered, mut copying)) = open_vicodec_pair(
+            report,
+            name,
+            encoder_path,
+            PixelFormat::Nv12,
+            &Access::Kernel,
+        ) else {
+            return;
         };
-        let capacity = PixelFormat::Nv12.frame_len(640, 480) + 4096;
-        let (mut out_a, mut out_b) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
-        let mut problems = Vec::new();
-        let mut good = 0;
-        for n in 0..frames {
-            let frame = match capture.next_frame() {
-                Ok(frame) => frame,
-                Err(e) => {
-                    problems.push(format!("frame {n}: {e}"));
-                    break;
-                }
-            };
-            let planes_ok = match &frame.dmabuf {
-                Some(dmabuf) if dmabuf.len() == 2 && !dmabuf.is_shared() => {
-                    match dmabuf_holds_planes(&frame.picture, dmabuf) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            problems.push(format!("frame {n}: {e}"));
-                            false
-                        }
+        let (good, mut problems) =
+            encode_offered_and_copied(&mut capture, &mut offered, &mut copying, frames, |frame| {
+                match &frame.dmabuf {
+                    Some(dmabuf) if dmabuf.len() == 2 && !dmabuf.is_shared() => {
+                        dmabuf_holds_planes(&frame.picture, dmabuf)
                     }
+                    other => Err(format!("expected two DMABUFs, got {other:?}")),
                 }
-                other => {
-                    problems.push(format!("frame {n}: expected two DMABUFs, got {other:?}"));
-                    false
-                }
-            };
-            let copy = CapturedFrame::new(frame.picture, frame.captured_at, frame.sequence);
-            match (
-                offered.encode(&frame, &mut out_a),
-                copying.encode(&copy, &mut out_b),
-            ) {
-                (Ok(_), Ok(_)) if out_a == out_b => good += usize::from(planes_ok),
-                (Ok(a), Ok(b)) => problems.push(format!(
-                    "frame {n}: {} vs {} bytes, contents differ",
-                    a.len, b.len
-                )),
-                (Err(e), _) | (_, Err(e)) => {
-                    problems.push(format!("frame {n}: {e}"));
-                    break;
-                }
-            }
-        }
+            });
         let refused = offered.dmabuf_refused().unwrap_or("");
         if offered.input_memory() != Some(InputMemory::Copy)
             || !refused.contains("plane 1 is in a DMABUF of its own")
@@ -904,11 +931,7 @@ mod linux {
             problems.is_empty() && good == frames,
             format!(
                 "{good}/{frames} NV12M frames: each plane read back from its own DMABUF, encoded as copies identical to never-offered ones; vicodec said \"{refused}\"{}",
-                if problems.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {}", problems.join("; "))
-                }
+                listed(&problems)
             ),
         );
     }
@@ -934,45 +957,15 @@ mod linux {
                     return;
                 }
             };
-        let encoders = (
-            open_vicodec(encoder_path, format, access),
-            open_vicodec(encoder_path, format, access),
-        );
-        let (mut zero_copy, mut copying) = match encoders {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => {
-                report.fail(name, format!("encoder: {e}"));
-                return;
-            }
+        let Some((mut zero_copy, mut copying)) =
+            open_vicodec_pair(report, name, encoder_path, format, access)
+        else {
+            return;
         };
-        let capacity = format.frame_len(640, 480) + 4096;
-        let (mut out_a, mut out_b) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
-        let mut problems = Vec::new();
-        let mut identical = 0;
-        for n in 0..frames {
-            let frame = match capture.next_frame() {
-                Ok(frame) => frame,
-                Err(e) => {
-                    problems.push(format!("frame {n}: {e}"));
-                    break;
-                }
-            };
-            // The same picture without its DMABUF: the encoder has to copy it.
-            let copy = CapturedFrame::new(frame.picture, frame.captured_at, frame.sequence);
-            let a = zero_copy.encode(&frame, &mut out_a);
-            let b = copying.encode(&copy, &mut out_b);
-            match (a, b) {
-                (Ok(_), Ok(_)) if out_a == out_b => identical += 1,
-                (Ok(a), Ok(b)) => problems.push(format!(
-                    "frame {n}: {} bytes imported vs {} copied, contents differ",
-                    a.len, b.len
-                )),
-                (Err(e), _) | (_, Err(e)) => {
-                    problems.push(format!("frame {n}: {e}"));
-                    break;
-                }
-            }
-        }
+        let (identical, mut problems) =
+            encode_offered_and_copied(&mut capture, &mut zero_copy, &mut copying, frames, |_| {
+                Ok(())
+            });
         let memories = (zero_copy.input_memory(), copying.input_memory());
         if memories.0 != Some(InputMemory::Dmabuf) {
             problems.push(format!(
@@ -991,11 +984,7 @@ mod linux {
                 "{identical}/{frames} YUYV frames encode byte-identical from vivid's DMABUFs ({:?}) and from copies ({:?}){}",
                 memories.0,
                 memories.1,
-                if problems.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {}", problems.join("; "))
-                }
+                listed(&problems)
             ),
         );
     }
