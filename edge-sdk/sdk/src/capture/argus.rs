@@ -11,8 +11,11 @@
 //! compiles `argus/fc_argus_fake.c`, which keeps the same contract with memfd buffers and a
 //! generated pattern, so the frame flow, the errors and the teardown are tested anywhere. Only
 //! the fake has run: the real shim has not been compiled or run here (no L4T headers, no
-//! Jetson), and a memfd is not a DMABUF, so zero-copy import of Argus frames into the V4L2
-//! encoder is untested (the import itself is tested with vivid's DMABUFs in `just v4l2-vm`).
+//! Jetson), and a memfd is not a DMABUF, so zero-copy import of Argus frames into NVIDIA's
+//! encoder is untested. A frame is one DMABUF for both planes ([`FrameDmabuf::shared`]), which
+//! the encoder passes in both planes of its `NV12M` input
+//! ([`M2mOptions::planes_from_one_dmabuf`](crate::encode::v4l2_m2m::M2mOptions::planes_from_one_dmabuf),
+//! unit-tested); DMABUF import itself is tested with vivid's DMABUFs in `just v4l2-vm`.
 
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
