@@ -1120,10 +1120,9 @@ fn import_planes<'f>(
         }
         return Ok(planes);
     }
-    for (index, ((plane, layout), at)) in
-        pictures.iter().zip(layout).zip(dmabuf.planes()).enumerate()
+    for (index, ((plane, cut), at)) in pictures.iter().zip(layout).zip(dmabuf.planes()).enumerate()
     {
-        let Some(out) = planes.get_mut(layout.memory_plane) else {
+        let Some(out) = planes.get_mut(cut.memory_plane) else {
             return Err(format!("plane {index} has no memory plane"));
         };
         match out.dmabuf {
@@ -1136,10 +1135,10 @@ fn import_planes<'f>(
                 ));
             }
         }
-        if plane.stride != layout.stride || at.offset != layout.offset {
+        if plane.stride != cut.stride || at.offset != cut.offset {
             return Err(format!(
                 "plane {index} is at byte {} of its DMABUF with stride {}, {fourcc} input has it at byte {} with stride {}",
-                at.offset, plane.stride, layout.offset, layout.stride
+                at.offset, plane.stride, cut.offset, cut.stride
             ));
         }
     }
