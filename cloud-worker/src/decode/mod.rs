@@ -22,7 +22,7 @@ pub mod selection;
 use flowcloud_core::h264::annexb;
 use flowcloud_core::h264::{NalHeader, NalType, Sps, SpsError};
 
-use crate::frame::I420Frame;
+use crate::frame::{I420Frame, Picture};
 
 pub use self::keyframe_gate::{Admit, KeyframeGate, KeyframeGateConfig, KeyframeGateStats};
 pub use self::nvdec::{NvdecDecoder, NvdecError, NvdecLibrary};
@@ -125,6 +125,28 @@ pub trait Decoder: Send {
         access_unit: &[u8],
         out: &mut I420Frame,
     ) -> Result<DecodeOutcome, DecodeError>;
+
+    /// Decodes one access unit into a picture the caller keeps and hands on (to the batcher),
+    /// `None` where [`decode`](Decoder::decode) gives [`DecodeOutcome::NoPicture`].
+    ///
+    /// The default decodes into `scratch` (reused between calls) and copies it into a new host
+    /// picture. A backend that decodes into CUDA memory may return [`Picture::Device`] instead
+    /// (NVDEC with [`NvdecDecoder::with_device_output`]), so that the picture never crosses to
+    /// the host.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Decoder::decode).
+    fn decode_picture(
+        &mut self,
+        access_unit: &[u8],
+        scratch: &mut I420Frame,
+    ) -> Result<Option<Picture>, DecodeError> {
+        Ok(match self.decode(access_unit, scratch)? {
+            DecodeOutcome::Frame => Some(Picture::Host(scratch.clone())),
+            DecodeOutcome::NoPicture => None,
+        })
+    }
 
     /// Forgets all decoding state (parameter sets, reference pictures): the next access unit
     /// must be an IDR with its SPS and PPS.

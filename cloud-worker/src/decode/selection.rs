@@ -14,7 +14,7 @@ use super::nvdec::{NvdecDecoder, NvdecLibrary};
 use super::{
     DecodeError, DecodeOutcome, Decoder, DecoderConfig, OpenH264Decoder, split_access_units,
 };
-use crate::frame::I420Frame;
+use crate::frame::{I420Frame, Picture};
 use crate::metrics::{DecoderKind, FallbackReason, Metrics};
 
 /// Backend failures in a row after which a stream leaves NVDEC for openh264. Input our own
@@ -340,6 +340,26 @@ impl<P: Decoder> WithFallback<P> {
     }
 }
 
+impl<P: Decoder> WithFallback<P> {
+    /// Counts the primary's backend failures in a row and switches after too many.
+    fn account(&mut self, result: Result<bool, &DecodeError>) {
+        if !matches!(self.current, Current::Primary(_)) {
+            return;
+        }
+        match result {
+            Err(error @ DecodeError::Backend { .. }) => {
+                self.failures += 1;
+                if self.failures >= NVDEC_FAILURES_BEFORE_FALLBACK {
+                    let error = error.clone();
+                    self.switch(&error);
+                }
+            }
+            Ok(true) => self.failures = 0,
+            _ => {}
+        }
+    }
+}
+
 impl<P: Decoder> Decoder for WithFallback<P> {
     fn decode(
         &mut self,
@@ -347,19 +367,21 @@ impl<P: Decoder> Decoder for WithFallback<P> {
         out: &mut I420Frame,
     ) -> Result<DecodeOutcome, DecodeError> {
         let result = self.decoder().decode(access_unit, out);
-        if matches!(self.current, Current::Primary(_)) {
-            match &result {
-                Err(error @ DecodeError::Backend { .. }) => {
-                    self.failures += 1;
-                    if self.failures >= NVDEC_FAILURES_BEFORE_FALLBACK {
-                        let error = error.clone();
-                        self.switch(&error);
-                    }
-                }
-                Ok(DecodeOutcome::Frame) => self.failures = 0,
-                _ => {}
-            }
-        }
+        self.account(
+            result
+                .as_ref()
+                .map(|outcome| *outcome == DecodeOutcome::Frame),
+        );
+        result
+    }
+
+    fn decode_picture(
+        &mut self,
+        access_unit: &[u8],
+        scratch: &mut I420Frame,
+    ) -> Result<Option<Picture>, DecodeError> {
+        let result = self.decoder().decode_picture(access_unit, scratch);
+        self.account(result.as_ref().map(Option::is_some));
         result
     }
 

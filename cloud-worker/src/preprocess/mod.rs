@@ -53,8 +53,10 @@
 
 use crate::{
     engine::{ChannelOrder, ModelManifest},
-    frame::I420Frame,
+    frame::{I420Frame, Picture},
 };
+
+pub mod cuda;
 
 /// What the model wants: its input size, normalization and plane order.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -97,9 +99,15 @@ impl From<&ModelManifest> for PreprocessParams {
     }
 }
 
-/// Inputs that cannot be preprocessed.
+/// Inputs that cannot be preprocessed, or a GPU that failed at it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PreprocessError {
+    /// The CUDA backend failed (a launch, a copy, or a kernel that cannot be loaded).
+    #[error("CUDA preprocessing failed: {reason}")]
+    Gpu {
+        /// What failed.
+        reason: String,
+    },
     /// The picture or the model size has a zero side.
     #[error("cannot preprocess a {what} of {width}×{height} pixels")]
     EmptySize {
@@ -452,6 +460,26 @@ impl Resampler {
     }
 }
 
+/// Turns decoded pictures into the model's input, one image at a time: the worker's
+/// preprocessing stage, with a CPU backend ([`Preprocessor`]) and a CUDA one
+/// ([`cuda::CudaPreprocessor`]) that compute the same thing (the module documentation).
+pub trait Preprocess: Send {
+    /// The model input's parameters.
+    fn params(&self) -> &PreprocessParams;
+
+    /// Writes `picture`'s model input into `out` (exactly [`PreprocessParams::output_len`]
+    /// values, planar, in host memory, where the engine reads its batch).
+    ///
+    /// # Errors
+    ///
+    /// [`PreprocessError`] for sizes that cannot be preprocessed, or a GPU failure; `out` is
+    /// then unspecified.
+    fn run(&mut self, picture: &Picture, out: &mut [f32]) -> Result<(), PreprocessError>;
+
+    /// A short name for logs: `"cpu"` or `"cuda"`.
+    fn backend(&self) -> &'static str;
+}
+
 /// Preprocesses pictures of any size for one model, from I420 ([`Preprocessor::run`]) or RGB8
 /// ([`Preprocessor::run_rgb`]); keeps its tables and row buffers between calls, so a stream of
 /// same-sized pictures allocates nothing after the first.
@@ -632,6 +660,44 @@ pub fn preprocess_rgb8(
     out: &mut [f32],
 ) -> Result<(), PreprocessError> {
     Preprocessor::new(*params).run_rgb(rgb, width, height, out)
+}
+
+/// The CPU backend. A picture in CUDA memory is downloaded first (into a buffer kept between
+/// calls); the GPU path never sends one here unless its CUDA backend is unavailable.
+#[derive(Debug)]
+pub struct CpuPreprocess {
+    preprocessor: Preprocessor,
+    downloaded: I420Frame,
+}
+
+impl CpuPreprocess {
+    /// A CPU preprocessing stage for a model's input.
+    #[must_use]
+    pub fn new(params: PreprocessParams) -> Self {
+        Self {
+            preprocessor: Preprocessor::new(params),
+            downloaded: I420Frame::filled(0, 0, (0, 0, 0)),
+        }
+    }
+}
+
+impl Preprocess for CpuPreprocess {
+    fn params(&self) -> &PreprocessParams {
+        self.preprocessor.params()
+    }
+
+    fn run(&mut self, picture: &Picture, out: &mut [f32]) -> Result<(), PreprocessError> {
+        let frame = picture
+            .to_host(&mut self.downloaded)
+            .map_err(|e| PreprocessError::Gpu {
+                reason: format!("downloading the picture from CUDA memory: {e}"),
+            })?;
+        self.preprocessor.run_frame(frame, out)
+    }
+
+    fn backend(&self) -> &'static str {
+        "cpu"
+    }
 }
 
 #[cfg(test)]

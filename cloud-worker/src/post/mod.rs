@@ -8,6 +8,9 @@
 //! `__fmul_rn`/`__fadd_rn`/`__fsub_rn` or be built with `--fmad=false`).
 
 use crate::classes::ClassTable;
+use crate::frame::Picture;
+
+pub mod cuda;
 
 /// Largest number of classes a `u8` class map can hold.
 pub const MAX_CLASSES: usize = 256;
@@ -43,6 +46,88 @@ pub enum PostError {
     /// The blend factor was not a finite number in `[0, 1]`.
     #[error("alpha {0} is not in [0, 1]")]
     Alpha(f32),
+    /// The CUDA backend failed (a launch, a copy, or a kernel that cannot be loaded).
+    #[error("CUDA post-processing failed: {reason}")]
+    Gpu {
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// One image's logits, as the engine wrote them: `classes × height × width`, row-major.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageLogits<'a> {
+    /// The values.
+    pub data: &'a [f32],
+    /// Logit channels.
+    pub classes: usize,
+    /// Logits height.
+    pub height: usize,
+    /// Logits width.
+    pub width: usize,
+}
+
+/// What post-processing gives for one picture; reused between frames, so that a stream of
+/// same-sized pictures allocates nothing after the first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PostOutput {
+    /// The class map at the picture's size, `width × height`, row-major.
+    pub class_map: Vec<u8>,
+    /// Pixels per class, one entry per class.
+    pub histogram: Vec<u32>,
+}
+
+/// Logits → class map at the picture's size → class histogram: the worker's post-processing
+/// stage, with a CPU backend ([`CpuPost`]) and a CUDA one ([`cuda::CudaPost`]) that give the
+/// same bytes ([`upsample_argmax`] defines them).
+pub trait Post: Send {
+    /// Upsamples `logits` to `picture`'s size, takes the argmax per pixel and counts the
+    /// pixels per class into `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`PostError`] for sizes that do not fit, or a GPU failure.
+    fn run(
+        &mut self,
+        logits: ImageLogits<'_>,
+        picture: &Picture,
+        out: &mut PostOutput,
+    ) -> Result<(), PostError>;
+
+    /// A short name for logs: `"cpu"` or `"cuda"`.
+    fn backend(&self) -> &'static str;
+}
+
+/// The CPU backend: [`upsample_argmax`], then [`histogram`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuPost;
+
+impl Post for CpuPost {
+    fn run(
+        &mut self,
+        logits: ImageLogits<'_>,
+        picture: &Picture,
+        out: &mut PostOutput,
+    ) -> Result<(), PostError> {
+        let (w, h) = (picture.width() as usize, picture.height() as usize);
+        out.class_map.resize(product(&[w, h])?, 0);
+        upsample_argmax(
+            logits.data,
+            logits.classes,
+            logits.height,
+            logits.width,
+            h,
+            w,
+            &mut out.class_map,
+        )?;
+        out.histogram.resize(logits.classes, 0);
+        histogram(&out.class_map, logits.classes, &mut out.histogram)?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "cpu"
+    }
 }
 
 fn nonzero(value: usize, what: &'static str) -> Result<(), PostError> {
