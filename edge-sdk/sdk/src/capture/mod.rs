@@ -115,14 +115,40 @@ impl<'a> FrameDmabuf<'a> {
         self.planes[0].is_none()
     }
 
-    /// True when every plane lies in the same DMABUF (the same file descriptor).
+    /// True when every plane lies in the same DMABUF. Different fds for one buffer (a `dup`, a
+    /// second export) count as the same: fds are compared by the buffer `fstat` names (device
+    /// and inode), not by number. An fd that `fstat` fails on shares nothing.
     #[must_use]
     pub fn is_shared(&self) -> bool {
-        use std::os::fd::AsRawFd;
-        let mut fds = self.planes().map(|plane| plane.fd.as_raw_fd());
-        let first = fds.next();
-        fds.all(|fd| Some(fd) == first)
+        let mut planes = self.planes();
+        let Some(first) = planes.next() else {
+            return true;
+        };
+        planes.all(|plane| same_buffer(first.fd, plane.fd))
     }
+}
+
+/// Whether two fds refer to one buffer: the same fd, or fds whose `fstat` gives the same
+/// (device, inode); every dma-buf (and every memfd) has its own inode.
+#[cfg(target_os = "linux")]
+fn same_buffer(a: std::os::fd::BorrowedFd<'_>, b: std::os::fd::BorrowedFd<'_>) -> bool {
+    use nix::sys::stat::fstat;
+    use std::os::fd::AsRawFd;
+    if a.as_raw_fd() == b.as_raw_fd() {
+        return true;
+    }
+    match (fstat(a), fstat(b)) {
+        (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
+        _ => false,
+    }
+}
+
+/// Whether two fds refer to one buffer; outside Linux there are no DMABUFs to export twice, so
+/// the fd number decides.
+#[cfg(all(unix, not(target_os = "linux")))]
+fn same_buffer(a: std::os::fd::BorrowedFd<'_>, b: std::os::fd::BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    a.as_raw_fd() == b.as_raw_fd()
 }
 
 impl<'a> CapturedFrame<'a> {
@@ -184,4 +210,46 @@ pub trait CaptureSource {
 
     /// Waits for and returns the next frame. The frame borrows the source until the next call.
     fn next_frame(&mut self) -> Result<CapturedFrame<'_>, CaptureError>;
+}
+
+#[cfg(test)]
+#[cfg(target_os = "linux")]
+mod tests {
+    use std::os::fd::{AsFd, OwnedFd};
+
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+
+    use super::*;
+
+    /// A memfd standing in for a DMABUF: like one, it has an inode of its own.
+    fn buffer() -> OwnedFd {
+        memfd_create(c"fake-dmabuf", MFdFlags::MFD_CLOEXEC).unwrap()
+    }
+
+    #[test]
+    fn one_fd_for_both_planes_is_shared() {
+        let fd = buffer();
+        let frame = FrameDmabuf::shared(fd.as_fd(), &[0, 2048]);
+        assert!(frame.is_shared());
+        let frame = FrameDmabuf::per_plane(&[fd.as_fd(), fd.as_fd()]);
+        assert!(frame.is_shared());
+    }
+
+    #[test]
+    fn a_dup_of_the_buffer_is_shared() {
+        let fd = buffer();
+        let dup = nix::unistd::dup(&fd).unwrap();
+        let frame = FrameDmabuf::per_plane(&[fd.as_fd(), dup.as_fd()]);
+        assert!(frame.is_shared(), "two fds, one buffer");
+    }
+
+    #[test]
+    fn two_buffers_are_not_shared() {
+        let (luma, chroma) = (buffer(), buffer());
+        let frame = FrameDmabuf::per_plane(&[luma.as_fd(), chroma.as_fd()]);
+        assert!(!frame.is_shared());
+        // A third plane in another buffer spoils an otherwise shared frame.
+        let frame = FrameDmabuf::per_plane(&[luma.as_fd(), luma.as_fd(), chroma.as_fd()]);
+        assert!(!frame.is_shared());
+    }
 }

@@ -547,6 +547,12 @@ mod tests {
             .with(JETPACK6_ENCODER, "")
     }
 
+    /// [`open_encoder`] as every test here calls it: 320x240 at 30 fps, default tuning.
+    fn open_320x240(system: &dyn SystemView, raw: PixelFormat) -> Result<Selected, EncodeError> {
+        let settings = EncoderSettings::new(320, 240, 30);
+        open_encoder(system, settings, raw, &JetsonTuning::default())
+    }
+
     #[test]
     fn l4t_releases_are_read_from_nv_tegra_release() {
         let r35 = L4tRelease::parse(R35).unwrap();
@@ -745,9 +751,7 @@ mod tests {
         let nano = FakeSystem::default()
             .with(L4T_RELEASE_FILE, R36)
             .with(MODEL_FILE, "NVIDIA Jetson Orin Nano Developer Kit\0");
-        let settings = EncoderSettings::new(320, 240, 30);
-        let selected =
-            open_encoder(&nano, settings, PixelFormat::I420, &JetsonTuning::default()).unwrap();
+        let selected = open_320x240(&nano, PixelFormat::I420).unwrap();
         assert!(!selected.hardware);
         assert_eq!(
             selected.log_line,
@@ -760,14 +764,7 @@ mod tests {
     #[test]
     fn jetpack5_without_libv4l2_falls_back_and_names_the_library() {
         let system = jetpack5_agx_orin();
-        let settings = EncoderSettings::new(320, 240, 30);
-        let selected = open_encoder(
-            &system,
-            settings,
-            PixelFormat::Nv12,
-            &JetsonTuning::default(),
-        )
-        .unwrap();
+        let selected = open_320x240(&system, PixelFormat::Nv12).unwrap();
         assert!(!selected.hardware);
         assert_eq!(system.libv4l2_loads.get(), 1);
         assert!(
@@ -794,14 +791,7 @@ mod tests {
             return;
         }
         let system = jetpack5_agx_orin().with_libv4l2(crate::v4l2::LIBV4L2);
-        let settings = EncoderSettings::new(320, 240, 30);
-        let selected = open_encoder(
-            &system,
-            settings,
-            PixelFormat::Nv12,
-            &JetsonTuning::default(),
-        )
-        .unwrap();
+        let selected = open_320x240(&system, PixelFormat::Nv12).unwrap();
         assert!(!selected.hardware);
         assert_eq!(system.libv4l2_loads.get(), 1);
         assert!(
@@ -817,14 +807,7 @@ mod tests {
     #[test]
     fn jetpack6_opens_its_node_with_raw_ioctls() {
         let system = jetpack6_orin_nx();
-        let settings = EncoderSettings::new(320, 240, 30);
-        let selected = open_encoder(
-            &system,
-            settings,
-            PixelFormat::Nv12,
-            &JetsonTuning::default(),
-        )
-        .unwrap();
+        let selected = open_320x240(&system, PixelFormat::Nv12).unwrap();
         assert!(!selected.hardware);
         assert_eq!(
             system.libv4l2_loads.get(),
@@ -843,14 +826,7 @@ mod tests {
     #[cfg(feature = "openh264")]
     #[test]
     fn pictures_other_than_nv12_go_to_openh264() {
-        let settings = EncoderSettings::new(320, 240, 30);
-        let selected = open_encoder(
-            &jetpack6_orin_nx(),
-            settings,
-            PixelFormat::I420,
-            &JetsonTuning::default(),
-        )
-        .unwrap();
+        let selected = open_320x240(&jetpack6_orin_nx(), PixelFormat::I420).unwrap();
         assert!(!selected.hardware);
         assert!(
             selected
@@ -864,13 +840,7 @@ mod tests {
     #[cfg(not(feature = "openh264"))]
     #[test]
     fn without_openh264_jetpack5_without_libv4l2_is_an_error_naming_it() {
-        let settings = EncoderSettings::new(320, 240, 30);
-        match open_encoder(
-            &jetpack5_agx_orin(),
-            settings,
-            PixelFormat::Nv12,
-            &JetsonTuning::default(),
-        ) {
+        match open_320x240(&jetpack5_agx_orin(), PixelFormat::Nv12) {
             Err(EncodeError::NotAvailable { reason, .. }) => {
                 assert!(
                     reason.contains("/dev/nvhost-msenc through libv4l2")
@@ -885,13 +855,7 @@ mod tests {
     #[cfg(not(feature = "openh264"))]
     #[test]
     fn without_openh264_no_encoder_is_an_error() {
-        let settings = EncoderSettings::new(320, 240, 30);
-        match open_encoder(
-            &FakeSystem::default(),
-            settings,
-            PixelFormat::Nv12,
-            &JetsonTuning::default(),
-        ) {
+        match open_320x240(&FakeSystem::default(), PixelFormat::Nv12) {
             Err(EncodeError::NotAvailable { reason, .. }) => {
                 assert!(
                     reason.contains("not a Jetson") && reason.contains("openh264"),

@@ -330,7 +330,8 @@ mod tests {
     use std::os::fd::AsRawFd;
 
     use super::*;
-    use crate::v4l2::bindings::{self as b, ioctl};
+    use crate::v4l2::bindings::ioctl;
+    use crate::v4l2::device::empty_capability;
     use crate::v4l2::{Device, ioctls_reach_the_kernel};
 
     /// The system's libv4l2, or `None` (with a SKIP line past libtest's capture) where it is not
@@ -342,18 +343,6 @@ mod tests {
                 let _ = writeln!(std::io::stderr(), "SKIP {test}: {e}");
                 None
             }
-        }
-    }
-
-    fn empty_capability() -> b::v4l2_capability {
-        b::v4l2_capability {
-            driver: [0; 16],
-            card: [0; 32],
-            bus_info: [0; 32],
-            version: 0,
-            capabilities: 0,
-            device_caps: 0,
-            reserved: [0; 3],
         }
     }
 

@@ -115,15 +115,7 @@ impl Device {
 
     /// `VIDIOC_QUERYCAP`.
     pub fn capability(&self) -> Result<Capability, V4l2Error> {
-        let mut raw = b::v4l2_capability {
-            driver: [0; 16],
-            card: [0; 32],
-            bus_info: [0; 32],
-            version: 0,
-            capabilities: 0,
-            device_caps: 0,
-            reserved: [0; 3],
-        };
+        let mut raw = empty_capability();
         // SAFETY: `v4l2_capability` holds no pointers and is the request's argument type.
         unsafe { self.call("VIDIOC_QUERYCAP", ioctl::VIDIOC_QUERYCAP, &mut raw) }?;
         Ok(Capability {
@@ -396,17 +388,7 @@ impl Device {
     /// `VIDIOC_QUERYCTRL`: `None` when the driver has no such control (or it is disabled or
     /// read-only); otherwise its (minimum, maximum).
     pub(crate) fn query_control(&self, id: u32) -> Result<Option<(i32, i32)>, V4l2Error> {
-        let mut query = b::v4l2_queryctrl {
-            id,
-            type_: 0,
-            name: [0; 32],
-            minimum: 0,
-            maximum: 0,
-            step: 0,
-            default_value: 0,
-            flags: 0,
-            reserved: [0; 2],
-        };
+        let mut query = empty_queryctrl(id);
         // SAFETY: `v4l2_queryctrl` holds no pointers and is the request's argument type.
         match unsafe { self.call("VIDIOC_QUERYCTRL", ioctl::VIDIOC_QUERYCTRL, &mut query) } {
             Ok(_) => {}
@@ -574,6 +556,19 @@ impl Drop for Device {
         // Errors are ignored: nothing can be done about a failed close.
         // SAFETY: `fd` came from `self.access.open` and is not used after this.
         let _ = unsafe { self.access.close(self.fd) };
+    }
+}
+
+/// A zeroed `VIDIOC_QUERYCAP` argument; also what the [`Access`] tests ask with.
+pub(super) fn empty_capability() -> b::v4l2_capability {
+    b::v4l2_capability {
+        driver: [0; 16],
+        card: [0; 32],
+        bus_info: [0; 32],
+        version: 0,
+        capabilities: 0,
+        device_caps: 0,
+        reserved: [0; 3],
     }
 }
 
