@@ -131,7 +131,7 @@ impl<'a> FrameDmabuf<'a> {
 /// Whether two fds refer to one buffer: the same fd, or fds whose `fstat` gives the same
 /// (device, inode); every dma-buf (and every memfd) has its own inode.
 #[cfg(target_os = "linux")]
-fn same_buffer(a: std::os::fd::BorrowedFd<'_>, b: std::os::fd::BorrowedFd<'_>) -> bool {
+pub(crate) fn same_buffer(a: std::os::fd::BorrowedFd<'_>, b: std::os::fd::BorrowedFd<'_>) -> bool {
     use nix::sys::stat::fstat;
     use std::os::fd::AsRawFd;
     if a.as_raw_fd() == b.as_raw_fd() {
@@ -146,7 +146,7 @@ fn same_buffer(a: std::os::fd::BorrowedFd<'_>, b: std::os::fd::BorrowedFd<'_>) -
 /// Whether two fds refer to one buffer; outside Linux there are no DMABUFs to export twice, so
 /// the fd number decides.
 #[cfg(all(unix, not(target_os = "linux")))]
-fn same_buffer(a: std::os::fd::BorrowedFd<'_>, b: std::os::fd::BorrowedFd<'_>) -> bool {
+pub(crate) fn same_buffer(a: std::os::fd::BorrowedFd<'_>, b: std::os::fd::BorrowedFd<'_>) -> bool {
     use std::os::fd::AsRawFd;
     a.as_raw_fd() == b.as_raw_fd()
 }

@@ -17,7 +17,7 @@
 //! [`V4l2Capture`]: crate::capture::v4l2::V4l2Capture
 //! [`CaptureMemory::DmabufExport`]: crate::capture::v4l2::CaptureMemory::DmabufExport
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -1127,7 +1127,7 @@ fn import_planes<'f>(
         };
         match out.dmabuf {
             None => out.dmabuf = Some(at.fd),
-            Some(fd) if fd.as_raw_fd() == at.fd.as_raw_fd() => {}
+            Some(fd) if crate::capture::same_buffer(fd, at.fd) => {}
             Some(_) => {
                 return Err(format!(
                     "plane {index} is in a DMABUF of its own; {fourcc} input has it in the same buffer as plane {}",
@@ -1259,10 +1259,11 @@ fn h264_level(width: u32, height: u32, fps: u32, bitrate_bps: u32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::DmabufPlane;
     use crate::picture::Plane;
     use crate::v4l2::layout::tests::format;
     use nix::sys::memfd::{MFdFlags, memfd_create};
-    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
     /// A file of `len` bytes standing in for a DMABUF: import only reads its size.
     fn buffer(len: usize) -> OwnedFd {
@@ -1332,6 +1333,23 @@ mod tests {
             error.contains("has 3000 bytes, the encoder needs 3072"),
             "{error}"
         );
+
+        // The CbCr plane through another fd of the same buffer (exported twice, or dup'ed):
+        // still one buffer, queued through the first plane's fd.
+        let again = fd.try_clone().unwrap();
+        let twice = FrameDmabuf::new(&[
+            Some(DmabufPlane {
+                fd: fd.as_fd(),
+                offset: 0,
+            }),
+            Some(DmabufPlane {
+                fd: again.as_fd(),
+                offset: 2048,
+            }),
+        ])
+        .unwrap();
+        let planes = import_planes(&input, &layout, false, &picture, &twice).unwrap();
+        assert_eq!(described(&planes, 1), [(raw, 3072, 4096)]);
 
         // One plane described for a two-plane picture.
         let short = FrameDmabuf::shared(fd.as_fd(), &[0]);
