@@ -151,9 +151,21 @@ impl GpuContext {
     /// As [`GpuContext::new`]'s NVRTC errors, or the driver's when loading a module.
     pub fn warm_up(&self) -> Result<(), CudaError> {
         for source in KernelSource::ALL {
-            for name in source.entry_points() {
-                self.function(source, name)?;
-            }
+            self.load(source)?;
+        }
+        Ok(())
+    }
+
+    /// Compiles (or takes from the cache) and loads `source`'s module now, so that a stage
+    /// using only its kernels finds a missing NVRTC or PTX when it starts, not at its first
+    /// frame.
+    ///
+    /// # Errors
+    ///
+    /// As [`GpuContext::warm_up`].
+    pub fn load(&self, source: KernelSource) -> Result<(), CudaError> {
+        for name in source.entry_points() {
+            self.function(source, name)?;
         }
         Ok(())
     }
