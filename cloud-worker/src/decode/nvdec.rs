@@ -12,6 +12,12 @@
 //!   device pointer, pitch and crop are what the CUDA preprocess kernel reads; it can also be
 //!   copied to the host as an [`I420Frame`] for the CPU pipeline and for bit-exact comparison
 //!   with openh264.
+//! - With [`NvdecDecoder::with_device_output`], [`Decoder::decode_picture`] hands pictures on
+//!   in CUDA memory ([`Picture::Device`]): the crop is copied device to device into a packed
+//!   NV12 buffer from the stream's [`DeviceFramePool`] ([`MappedFrame::copy_to_device`]), on
+//!   the pool's stream, which is synchronized before the surface is unmapped, so the surface
+//!   goes back to NVDEC at once and the picture is complete when handed on. The pool must be
+//!   on the decoder's GPU.
 //!
 //! Every decoder retains the GPU's *primary* context, the one cudarc (and so `flowcloud-cuda`)
 //! uses: one CUDA context per GPU, shared by every stream's decoder and the kernels. Each call
@@ -34,11 +40,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::sync::Arc;
 
+use cudarc::driver::DevicePtrMut;
+use flowcloud_cuda::Nv12Layout;
 use flowcloud_sys::nvdec as sys;
 use libloading::Library;
 
 use super::{DecodeError, DecodeOutcome, Decoder, DecoderConfig, check_access_unit};
-use crate::frame::I420Frame;
+use crate::frame::{DeviceFramePool, DeviceNv12, I420Frame, Picture};
 
 pub(crate) const BACKEND: &str = "nvdec";
 
@@ -129,6 +137,16 @@ impl<F: Copy> EntryPoint for Option<F> {
 
 type Entry<T> = <T as EntryPoint>::Fn;
 
+// The two stream calls of the device-output copy. `flowcloud_sys::nvdec`'s generated driver
+// types cover the host copy only, and cudarc loads its own entry points without exporting
+// their types, so these follow `cuda.h`'s declarations, in bindgen's form.
+#[allow(non_camel_case_types)]
+type tcuMemcpy2DAsync_v2 = Option<
+    unsafe extern "C" fn(pcopy: *const sys::CUDA_MEMCPY2D, stream: sys::CUstream) -> sys::CUresult,
+>;
+#[allow(non_camel_case_types)]
+type tcuStreamSynchronize = Option<unsafe extern "C" fn(stream: sys::CUstream) -> sys::CUresult>;
+
 /// Looks `symbol` up in `lib` as the entry-point type `T`.
 ///
 /// # Safety
@@ -163,6 +181,10 @@ struct CudaApi {
     ctx_push: Entry<sys::tcuCtxPushCurrent_v2>,
     ctx_pop: Entry<sys::tcuCtxPopCurrent_v2>,
     memcpy_2d: Entry<sys::tcuMemcpy2D_v2>,
+    // In the table rather than called through `cudarc::driver::sys`, so that every call of the
+    // decoder reaches the same library and reports its status the same way.
+    memcpy_2d_async: Entry<tcuMemcpy2DAsync_v2>,
+    stream_synchronize: Entry<tcuStreamSynchronize>,
     get_error_name: Entry<sys::tcuGetErrorName>,
 }
 
@@ -251,6 +273,16 @@ impl NvdecLibrary {
                 )?,
                 ctx_pop: entry::<sys::tcuCtxPopCurrent_v2>(&cuda_lib, cuda, "cuCtxPopCurrent_v2")?,
                 memcpy_2d: entry::<sys::tcuMemcpy2D_v2>(&cuda_lib, cuda, "cuMemcpy2D_v2")?,
+                memcpy_2d_async: entry::<tcuMemcpy2DAsync_v2>(
+                    &cuda_lib,
+                    cuda,
+                    "cuMemcpy2DAsync_v2",
+                )?,
+                stream_synchronize: entry::<tcuStreamSynchronize>(
+                    &cuda_lib,
+                    cuda,
+                    "cuStreamSynchronize",
+                )?,
                 get_error_name: entry::<sys::tcuGetErrorName>(&cuda_lib, cuda, "cuGetErrorName")?,
             }
         };
@@ -707,6 +739,50 @@ fn crop_copies(surface: Nv12Surface, crop: Crop) -> Result<[PlaneCopy; 2], Decod
     Ok([luma, chroma])
 }
 
+/// One plane's device-to-device copy: the source as in [`crop_copies`], the destination rows
+/// `dst_pitch` apart from `dst_offset` in a [`DeviceNv12`] buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DeviceCopy {
+    src: PlaneCopy,
+    dst_offset: usize,
+    dst_pitch: usize,
+}
+
+/// The two copies (luma, then chroma) that write `crop` of `surface` into a buffer laid out as
+/// `layout`: luma rows from offset 0, CbCr rows from `layout.chroma_offset`, both
+/// `layout.pitch` apart. `layout` must have the crop's size, rows as wide as a CbCr row and a
+/// chroma plane after the luma rows.
+fn device_copies(
+    surface: Nv12Surface,
+    crop: Crop,
+    layout: Nv12Layout,
+) -> Result<[DeviceCopy; 2], DecodeError> {
+    let [luma, chroma] = crop_copies(surface, crop)?;
+    let pitch = layout.pitch as usize;
+    // `crop_copies` checked that both copies have rows; the CbCr row is the wider one.
+    if (layout.width, layout.height) != (crop.width, crop.height)
+        || pitch < chroma.width
+        || layout.chroma_offset < pitch * luma.rows
+    {
+        return Err(DecodeError::Backend {
+            backend: BACKEND,
+            reason: format!("device picture {layout:?} does not fit the crop {crop:?}"),
+        });
+    }
+    Ok([
+        DeviceCopy {
+            src: luma,
+            dst_offset: 0,
+            dst_pitch: pitch,
+        },
+        DeviceCopy {
+            src: chroma,
+            dst_offset: layout.chroma_offset,
+            dst_pitch: pitch,
+        },
+    ])
+}
+
 /// Splits a packed NV12 picture (see [`crop_copies`]) into `out`, resizing its planes only when
 /// their lengths differ.
 fn packed_nv12_to_i420(nv12: &[u8], width: u32, height: u32, out: &mut I420Frame) {
@@ -899,6 +975,8 @@ pub struct NvdecDecoder {
     state: *mut ParserState,
     /// The packed NV12 crop of the last picture copied to the host.
     staging: Vec<u8>,
+    /// Where [`Decoder::decode_picture`] puts pictures, when they stay in CUDA memory.
+    device_output: Option<Arc<DeviceFramePool>>,
     context: PrimaryContext,
 }
 
@@ -948,8 +1026,18 @@ impl NvdecDecoder {
             parser: ptr::null_mut(),
             state,
             staging: Vec::new(),
+            device_output: None,
             context,
         })
+    }
+
+    /// Makes [`Decoder::decode_picture`] return [`Picture::Device`]: each picture is copied
+    /// from the NVDEC surface into a buffer of `pool` (on the decoder's GPU), never to the
+    /// host. [`Decoder::decode`] is unchanged.
+    #[must_use]
+    pub fn with_device_output(mut self, pool: Arc<DeviceFramePool>) -> Self {
+        self.device_output = Some(pool);
+        self
     }
 
     fn lib(&self) -> &NvdecLibrary {
@@ -1107,6 +1195,35 @@ impl Decoder for NvdecDecoder {
         }
     }
 
+    fn decode_picture(
+        &mut self,
+        access_unit: &[u8],
+        scratch: &mut I420Frame,
+    ) -> Result<Option<Picture>, DecodeError> {
+        let Some(pool) = self.device_output.clone() else {
+            // The trait's default, which an override cannot call.
+            return Ok(match self.decode(access_unit, scratch)? {
+                DecodeOutcome::Frame => Some(Picture::Host(scratch.clone())),
+                DecodeOutcome::NoPicture => None,
+            });
+        };
+        let Some(mut frame) = self.decode_mapped(access_unit)? else {
+            return Ok(None);
+        };
+        let crop = frame.crop();
+        let mut picture = pool
+            .take(Nv12Layout::packed(crop.width, crop.height))
+            .map_err(|e| DecodeError::Backend {
+                backend: BACKEND,
+                reason: format!(
+                    "DeviceFramePool::take ({}x{}) failed: {e}",
+                    crop.width, crop.height
+                ),
+            })?;
+        frame.copy_to_device(&mut picture)?;
+        Ok(Some(Picture::Device(picture)))
+    }
+
     fn reset(&mut self) {
         self.teardown();
     }
@@ -1192,6 +1309,71 @@ impl MappedFrame<'_> {
         drop(current);
         packed_nv12_to_i420(self.staging, self.crop.width, self.crop.height, out);
         Ok(())
+    }
+
+    /// Copies the cropped picture into `out` as NV12 laid out as `out.layout()` (the crop's
+    /// size), device to device on `out`'s stream (`cuMemcpy2DAsync` of both planes), and
+    /// synchronizes that stream: the surface is unmapped when `self` drops, so the copies must
+    /// be done by then (the synchronous `cuMemcpy2D` does not synchronize the host for
+    /// device-to-device copies).
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Backend`] naming the call if a copy or the synchronization fails, or if
+    /// `out` does not fit the crop; `out`'s contents are then undefined.
+    pub fn copy_to_device(&mut self, out: &mut DeviceNv12) -> Result<(), DecodeError> {
+        let layout = out.layout();
+        let [luma, chroma] = device_copies(self.surface, self.crop, layout)?;
+        let stream = Arc::clone(out.stream());
+        let buffer = out.buffer_mut();
+        if buffer.len() < layout.required_len() {
+            return Err(DecodeError::Backend {
+                backend: BACKEND,
+                reason: format!(
+                    "device picture buffer of {} bytes is shorter than {layout:?}",
+                    buffer.len()
+                ),
+            });
+        }
+        // Taken before pushing the decoder's context: cudarc may bind its own (the same
+        // primary context) to order the stream after earlier uses of the buffer. The guard
+        // records the write when it drops.
+        let (dst, written) = buffer.device_ptr_mut(&stream);
+        let cu_stream: sys::CUstream = stream.cu_stream().cast();
+        let lib = &*self.context.lib;
+        let current = self.context.push()?;
+        let copied = [
+            ("cuMemcpy2DAsync (luma)", luma),
+            ("cuMemcpy2DAsync (chroma)", chroma),
+        ]
+        .into_iter()
+        .try_for_each(|(call, copy)| {
+            let params = sys::CUDA_MEMCPY2D {
+                srcMemoryType: sys::CU_MEMORYTYPE_DEVICE,
+                srcDevice: self.device_ptr + copy.src.src_offset as u64,
+                srcPitch: copy.src.src_pitch,
+                dstMemoryType: sys::CU_MEMORYTYPE_DEVICE,
+                dstDevice: dst + copy.dst_offset as u64,
+                dstPitch: copy.dst_pitch,
+                WidthInBytes: copy.src.width,
+                Height: copy.src.rows,
+                ..Default::default()
+            };
+            // SAFETY: the source lies inside the mapped surface (`crop_copies`), the
+            // destination inside the buffer (`device_copies`, length checked above), which
+            // the guard keeps for this stream; the context is current.
+            lib.check(call, unsafe {
+                (lib.cuda.memcpy_2d_async)(&raw const params, cu_stream)
+            })
+        });
+        // Even after a failed copy: an earlier one may still be reading the surface.
+        // SAFETY: a live stream of the pool's context, the current one.
+        let synced = lib.check("cuStreamSynchronize", unsafe {
+            (lib.cuda.stream_synchronize)(cu_stream)
+        });
+        drop(current);
+        drop(written);
+        copied.and(synced).map_err(DecodeError::from)
     }
 }
 
@@ -1299,7 +1481,7 @@ mod tests {
     /// resolution-change file): for a test binary run away from this checkout.
     #[test]
     fn bit_exact_against_openh264_on_a_gpu() {
-        use crate::decode::{OpenH264Decoder, split_access_units};
+        use crate::decode::OpenH264Decoder;
         let lib = match NvdecLibrary::load() {
             Ok(lib) => lib,
             Err(e) => {
@@ -1307,11 +1489,102 @@ mod tests {
                 return;
             }
         };
+        for (name, units) in gpu_test_streams() {
+            let mut gpu = NvdecDecoder::new(&lib, 0, DecoderConfig::default()).unwrap();
+            let mut cpu = OpenH264Decoder::new(DecoderConfig::default());
+            let (mut gpu_out, mut cpu_out) = (
+                I420Frame::filled(0, 0, (0, 0, 0)),
+                I420Frame::filled(0, 0, (0, 0, 0)),
+            );
+            for (i, unit) in units.iter().enumerate() {
+                let expected = cpu.decode(unit, &mut cpu_out).unwrap();
+                assert_eq!(
+                    gpu.decode(unit, &mut gpu_out),
+                    Ok(expected),
+                    "{name} AU {i}"
+                );
+                assert!(gpu_out == cpu_out, "{name} AU {i}: pictures differ");
+            }
+            eprintln!("{name}: {} access units bit-exact", units.len());
+        }
+    }
+
+    /// Needs a GPU: every picture of [`gpu_test_streams`] decoded into CUDA memory
+    /// ([`NvdecDecoder::with_device_output`]) and downloaded equals the host path's, and each
+    /// picture's buffer goes back to the pool when dropped. Skips without the driver.
+    #[test]
+    fn device_output_matches_host_output_on_a_gpu() {
+        let lib = match NvdecLibrary::load() {
+            Ok(lib) => lib,
+            Err(e) => {
+                eprintln!("SKIP: {e}");
+                return;
+            }
+        };
+        let stream = cudarc::driver::CudaContext::new(0)
+            .and_then(|ctx| ctx.new_stream())
+            .expect("a CUDA stream on GPU 0");
+        for (name, units) in gpu_test_streams() {
+            let pool = DeviceFramePool::new(Arc::clone(&stream), 2);
+            let mut host = NvdecDecoder::new(&lib, 0, DecoderConfig::default()).unwrap();
+            let mut device = NvdecDecoder::new(&lib, 0, DecoderConfig::default())
+                .unwrap()
+                .with_device_output(Arc::clone(&pool));
+            let mut host_scratch = I420Frame::filled(0, 0, (0, 0, 0));
+            let mut device_scratch = I420Frame::filled(0, 0, (0, 0, 0));
+            let mut downloaded = I420Frame::filled(0, 0, (0, 0, 0));
+            let mut pictures = 0;
+            for (i, unit) in units.iter().enumerate() {
+                let expected = host.decode_picture(unit, &mut host_scratch).unwrap();
+                let got = device.decode_picture(unit, &mut device_scratch).unwrap();
+                match (expected, got) {
+                    (None, None) => {}
+                    (Some(Picture::Host(expected)), Some(Picture::Device(got))) => {
+                        assert_eq!(
+                            got.layout(),
+                            Nv12Layout::packed(expected.width, expected.height),
+                            "{name} AU {i}"
+                        );
+                        got.copy_to_i420(&mut downloaded).unwrap();
+                        assert!(downloaded == expected, "{name} AU {i}: pictures differ");
+                        drop(got);
+                        // One buffer, reused for every picture (freed and replaced on a
+                        // resolution change).
+                        assert_eq!(pool.free_buffers(), 1, "{name} AU {i}");
+                        pictures += 1;
+                    }
+                    (expected, got) => panic!(
+                        "{name} AU {i}: host path gave {:?}, device path {:?}",
+                        expected.as_ref().map(Picture::memory),
+                        got.as_ref().map(Picture::memory)
+                    ),
+                }
+            }
+            assert!(pictures > 0, "{name}: no pictures");
+            // The device path never touches the host scratch frame.
+            assert_eq!((device_scratch.width, device_scratch.height), (0, 0));
+            // Two pictures out at once come back as two free buffers.
+            let layout = Nv12Layout::packed(downloaded.width, downloaded.height);
+            let (a, b) = (pool.take(layout).unwrap(), pool.take(layout).unwrap());
+            drop((a, b));
+            assert_eq!(pool.free_buffers(), 2, "{name}");
+            eprintln!(
+                "{name}: {pictures} pictures of {} access units, device output identical",
+                units.len()
+            );
+        }
+    }
+
+    /// The GPU tests' streams: the edge SDK's test vectors from openh264 and x264 (odd sizes
+    /// included) and three of them back to back (mid-stream resolution changes), or with
+    /// `FLOWCLOUD_NVDEC_STREAMS` set, every `*.h264` file in that folder.
+    fn gpu_test_streams() -> Vec<(String, Vec<Vec<u8>>)> {
+        use crate::decode::split_access_units;
         let split = |path: &std::path::Path| {
             let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             split_access_units(&bytes).unwrap()
         };
-        let cases: Vec<(String, Vec<Vec<u8>>)> = match std::env::var_os("FLOWCLOUD_NVDEC_STREAMS") {
+        match std::env::var_os("FLOWCLOUD_NVDEC_STREAMS") {
             Some(dir) => {
                 let mut files: Vec<_> = std::fs::read_dir(&dir)
                     .unwrap_or_else(|e| panic!("FLOWCLOUD_NVDEC_STREAMS={dir:?}: {e}"))
@@ -1345,24 +1618,6 @@ mod tests {
                 cases.push(("322x242 → 1280x720 → 640x480".to_owned(), switch));
                 cases
             }
-        };
-        for (name, units) in cases {
-            let mut gpu = NvdecDecoder::new(&lib, 0, DecoderConfig::default()).unwrap();
-            let mut cpu = OpenH264Decoder::new(DecoderConfig::default());
-            let (mut gpu_out, mut cpu_out) = (
-                I420Frame::filled(0, 0, (0, 0, 0)),
-                I420Frame::filled(0, 0, (0, 0, 0)),
-            );
-            for (i, unit) in units.iter().enumerate() {
-                let expected = cpu.decode(unit, &mut cpu_out).unwrap();
-                assert_eq!(
-                    gpu.decode(unit, &mut gpu_out),
-                    Ok(expected),
-                    "{name} AU {i}"
-                );
-                assert!(gpu_out == cpu_out, "{name} AU {i}: pictures differ");
-            }
-            eprintln!("{name}: {} access units bit-exact", units.len());
         }
     }
 
@@ -1640,6 +1895,131 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn device_copies_land_in_the_packed_layout() {
+        let surface = Nv12Surface {
+            pitch: 512,
+            height: 256,
+        };
+        // Odd size with a top/left offset: luma 321 bytes a row, chroma 161 CbCr pairs
+        // (322 bytes) a row, so the packed pitch is 322 and chroma starts after 241 rows.
+        let crop = Crop {
+            left: 2,
+            top: 4,
+            width: 321,
+            height: 241,
+        };
+        let layout = Nv12Layout::packed(321, 241);
+        assert_eq!((layout.pitch, layout.chroma_offset), (322, 77_602));
+        assert_eq!(layout.required_len(), 77_602 + 322 * 121);
+        let [luma, chroma] = device_copies(surface, crop, layout).unwrap();
+        assert_eq!(
+            luma,
+            DeviceCopy {
+                src: PlaneCopy {
+                    src_offset: 4 * 512 + 2,
+                    src_pitch: 512,
+                    width: 321,
+                    rows: 241
+                },
+                dst_offset: 0,
+                dst_pitch: 322
+            }
+        );
+        assert_eq!(
+            chroma,
+            DeviceCopy {
+                src: PlaneCopy {
+                    src_offset: 512 * 256 + 2 * 512 + 2,
+                    src_pitch: 512,
+                    width: 322,
+                    rows: 121
+                },
+                dst_offset: 77_602,
+                dst_pitch: 322
+            }
+        );
+        // The last chroma row ends exactly at the buffer's end.
+        assert_eq!(
+            chroma.dst_offset + (chroma.src.rows - 1) * chroma.dst_pitch + chroma.src.width,
+            layout.required_len()
+        );
+        // 1080p out of a 2048-pitch 1920x1088 surface.
+        let surface = Nv12Surface {
+            pitch: 2048,
+            height: 1088,
+        };
+        let crop = Crop {
+            left: 0,
+            top: 0,
+            width: 1920,
+            height: 1080,
+        };
+        let [luma, chroma] = device_copies(surface, crop, Nv12Layout::packed(1920, 1080)).unwrap();
+        assert_eq!(
+            (luma.dst_offset, luma.dst_pitch, luma.src.rows),
+            (0, 1920, 1080)
+        );
+        assert_eq!(chroma.src.src_offset, 2048 * 1088);
+        assert_eq!(
+            (chroma.dst_offset, chroma.dst_pitch, chroma.src.rows),
+            (1920 * 1080, 1920, 540)
+        );
+        // A padded layout is followed as it is.
+        let padded = Nv12Layout {
+            width: 1920,
+            height: 1080,
+            pitch: 2048,
+            chroma_offset: 2048 * 1088,
+        };
+        let [luma, chroma] = device_copies(surface, crop, padded).unwrap();
+        assert_eq!((luma.dst_pitch, chroma.dst_offset), (2048, 2048 * 1088));
+    }
+
+    #[test]
+    fn device_copies_refuse_a_layout_that_does_not_fit() {
+        let surface = Nv12Surface {
+            pitch: 512,
+            height: 256,
+        };
+        let crop = Crop {
+            left: 2,
+            top: 4,
+            width: 321,
+            height: 241,
+        };
+        let packed = Nv12Layout::packed(321, 241);
+        for bad in [
+            // Another size.
+            Nv12Layout::packed(320, 241),
+            Nv12Layout::packed(321, 242),
+            // Rows narrower than a CbCr row (2·161 bytes).
+            Nv12Layout {
+                pitch: 321,
+                ..packed
+            },
+            // Chroma over the last luma row.
+            Nv12Layout {
+                chroma_offset: 322 * 240,
+                ..packed
+            },
+        ] {
+            assert!(
+                matches!(
+                    device_copies(surface, crop, bad),
+                    Err(DecodeError::Backend {
+                        backend: "nvdec",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+        // A crop outside the surface is refused as by `crop_copies`.
+        let outside = Crop { width: 511, ..crop };
+        assert!(device_copies(surface, outside, Nv12Layout::packed(511, 241)).is_err());
     }
 
     #[test]
