@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::decode::DecoderBackend;
 use crate::eval::command::EvalArgs;
 use crate::ingest::identity::AnonymousSenders;
+use crate::stages::KernelBackend;
 use serde::{Deserialize, Serialize};
 
 /// Why a configuration could not be loaded.
@@ -70,6 +71,8 @@ pub struct WorkerConfig {
     pub keyframes: KeyframesConfig,
     /// Which H.264 decoder backend decodes the streams.
     pub decode: DecodeConfig,
+    /// Where preprocessing and post-processing run.
+    pub kernels: KernelsConfig,
     /// Logging.
     pub log: LogConfig,
     /// Senders that do not open with the SR + SDES CNAME handshake.
@@ -400,8 +403,17 @@ pub struct DecodeConfig {
     /// "auto" (NVDEC where this machine can run it, else openh264), "openh264" or "nvdec"
     /// (NVDEC or not ready). Default "auto".
     pub backend: DecoderBackend,
-    /// The GPU NVDEC decodes on (CUDA device ordinal). Default 0.
+    /// The GPU NVDEC decodes on and the CUDA kernels run on (CUDA device ordinal). Default 0.
     pub gpu: usize,
+}
+
+/// `[kernels]`: where preprocessing and post-processing run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KernelsConfig {
+    /// "auto" (FlowCloud's CUDA kernels on `decode.gpu` where they can run, else the CPU),
+    /// "cpu" or "cuda" (the kernels or not ready). Default "auto".
+    pub backend: KernelBackend,
 }
 
 /// Log line format.
@@ -542,6 +554,8 @@ impl WorkerConfig {
             storage,
             keyframes,
             decode,
+            // Every value of its one field is valid.
+            kernels: _,
             log,
             senders: _,
             sources,
@@ -851,9 +865,15 @@ pub struct Cli {
     #[arg(long, value_name = "BACKEND", env = "FLOWCLOUD_DECODER")]
     pub decoder: Option<DecoderBackend>,
 
-    /// GPU (CUDA device ordinal) NVDEC decodes on [decode.gpu; default 0].
+    /// GPU (CUDA device ordinal) NVDEC decodes on and the CUDA kernels run on
+    /// [decode.gpu; default 0].
     #[arg(long, value_name = "N", env = "FLOWCLOUD_GPU")]
     pub gpu: Option<usize>,
+
+    /// Preprocessing and post-processing: auto (the CUDA kernels where usable, else the CPU),
+    /// cpu or cuda [kernels.backend; default auto].
+    #[arg(long, value_name = "BACKEND", env = "FLOWCLOUD_KERNELS")]
+    pub kernels: Option<KernelBackend>,
 
     /// Log format [log.format; default text].
     #[arg(long, value_name = "FORMAT", env = "FLOWCLOUD_LOG_FORMAT")]
@@ -910,6 +930,7 @@ impl Cli {
             storage,
             keyframes,
             decode,
+            kernels,
             log,
             senders,
             sources,
@@ -948,6 +969,7 @@ impl Cli {
         set(&mut keyframes.pli_interval_ms, self.pli_interval_ms);
         set(&mut decode.backend, self.decoder);
         set(&mut decode.gpu, self.gpu);
+        set(&mut kernels.backend, self.kernels);
         set(&mut log.format, self.log_format);
         set(&mut log.filter, self.log_filter);
     }
@@ -1048,6 +1070,9 @@ pli_interval_ms = 250
 backend = "openh264"
 gpu = 1
 
+[kernels]
+backend = "cpu"
+
 [log]
 format = "json"
 filter = "warn,flowcloud_worker=debug"
@@ -1108,6 +1133,9 @@ connect_timeout_ms = 1000
             decode: DecodeConfig {
                 backend: DecoderBackend::Openh264,
                 gpu: 1,
+            },
+            kernels: KernelsConfig {
+                backend: KernelBackend::Cpu,
             },
             log: LogConfig {
                 format: LogFormat::Json,
@@ -1431,6 +1459,7 @@ connect_timeout_ms = 1000
             "--pli-interval-ms=250",
             "--decoder=openh264",
             "--gpu=1",
+            "--kernels=cpu",
             "--log-format=json",
             "--log-filter=warn,flowcloud_worker=debug",
             "--print-config",
@@ -1471,9 +1500,9 @@ connect_timeout_ms = 1000
             .get_arguments()
             .filter_map(|arg| arg.get_long().map(str::to_owned))
             .collect::<Vec<_>>();
-        // One flag per config field (29, and --source for [[sources]]), plus --config,
+        // One flag per config field (30, and --source for [[sources]]), plus --config,
         // --print-config, --no-storage.
-        assert_eq!(flags.len(), 33, "{flags:?}");
+        assert_eq!(flags.len(), 34, "{flags:?}");
         for flag in [
             "config",
             "print-config",
@@ -1500,6 +1529,7 @@ connect_timeout_ms = 1000
             "overlay-alpha",
             "decoder",
             "gpu",
+            "kernels",
             "max-files-per-stream",
             "storage-frame-hashes",
             "anonymous-senders",

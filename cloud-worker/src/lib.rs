@@ -1,8 +1,10 @@
 //! `flowcloud-worker`: accepts camera streams (RTP H.264 over RFC 4571 TCP), decodes them,
 //! runs segmentation, and returns a result for every frame on the same connection.
 //!
-//! The CPU path (openh264 + ONNX Runtime) lives here; the GPU backends plug into the same
-//! traits ([`decode::Decoder`], [`engine::Engine`]).
+//! Every stage is a trait with a CPU backend and a GPU one behind it: decoding
+//! ([`decode::Decoder`]: openh264, NVDEC), preprocessing and post-processing
+//! ([`preprocess::Preprocess`], [`post::Post`]: Rust, CUDA kernels; chosen in [`stages`]) and
+//! inference ([`engine::Engine`]).
 // `deny`, not `forbid`: clap's derive allows `clippy::restriction` on what it generates.
 #![deny(clippy::print_stdout)]
 
@@ -20,4 +22,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod post;
 pub mod preprocess;
+pub mod stages;
 pub mod storage;

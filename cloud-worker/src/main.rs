@@ -39,6 +39,8 @@ use flowcloud_worker::metrics::{ConnectionOutcome, IngestEvent, Metrics};
 use flowcloud_worker::pipeline::{
     DecoderFactory, Pipeline, PipelineConfig, PipelineExtras, ResultStorage,
 };
+use flowcloud_worker::preprocess::PreprocessParams;
+use flowcloud_worker::stages::StageSelection;
 use flowcloud_worker::storage::{self, LabelFormat, ResultStore};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -255,6 +257,23 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         Ok(selection) => selection.with_metrics(Arc::clone(&metrics)),
         Err(reason) => return serve_not_ready(reason, &health, http, signals).await,
     };
+    let stages = {
+        let config = config.clone();
+        let params = PreprocessParams::from(&manifest);
+        tokio::task::spawn_blocking(move || choose_stages(&config, params))
+            .await
+            .unwrap_or_else(|e| Err(format!("choosing the kernels panicked: {e}")))
+    };
+    let (stages, decoders) = match stages {
+        Ok(chosen) => {
+            let decoders = match &chosen.gpu {
+                Some(gpu) => decoders.with_device_output(gpu.context()),
+                None => decoders,
+            };
+            (chosen.stages, decoders)
+        }
+        Err(reason) => return serve_not_ready(reason, &health, http, signals).await,
+    };
     let media = match TcpListener::bind(config.listen.media).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -273,6 +292,7 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         PipelineExtras {
             metrics: Some(Arc::clone(&metrics)),
             storage,
+            stages: Some(stages),
         },
     ));
     let counters = Arc::new(IngestCounters::default());
@@ -537,6 +557,32 @@ fn choose_decoder(config: &WorkerConfig) -> Result<DecoderSelection, String> {
         ),
     }
     Ok(selection)
+}
+
+/// Chooses where preprocessing and post-processing run (`kernels.backend`) and logs it; the
+/// error is the not-ready reason when the CUDA kernels are required and unusable.
+fn choose_stages(
+    config: &WorkerConfig,
+    params: PreprocessParams,
+) -> Result<StageSelection, String> {
+    let asked = config.kernels.backend;
+    let chosen = StageSelection::choose(asked, config.decode.gpu, params, &Capabilities::probe())
+        .map_err(|e| e.to_string())?;
+    match &chosen.cuda_unavailable {
+        Some(why) => info!(
+            asked = asked.as_str(),
+            kernels = chosen.backend(),
+            cuda = %why,
+            "preprocessing and post-processing on the CPU: the CUDA kernels are not usable"
+        ),
+        None => info!(
+            asked = asked.as_str(),
+            kernels = chosen.backend(),
+            gpu = config.decode.gpu,
+            "preprocessing and post-processing backend chosen"
+        ),
+    }
+    Ok(chosen)
 }
 
 /// The GPUs the driver sees, for the log: "0: NVIDIA H100 (9.0), 1: …" or "none".

@@ -1,6 +1,7 @@
-//! The CPU pipeline behind the ingest server: per-stream decode threads, the shared batcher,
+//! The pipeline behind the ingest server: per-stream decode threads, the shared batcher,
 //! and an inference thread (preprocess → engine → post) that sends each frame's result back to
-//! its camera.
+//! its camera. Decoders hand on [`Picture`]s in host or CUDA memory; the preprocessing and
+//! post-processing stages ([`Stages`]) run on the CPU or with CUDA kernels.
 //!
 //! ```text
 //! connection task ──AU──► decode thread (keyframe gate, decoder) ──frame──► batcher
@@ -23,14 +24,15 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::batching::{Batcher, BatcherConfig};
+use crate::decode::Decoder;
 use crate::decode::keyframe_gate::{Admit, KeyframeGate, KeyframeGateConfig};
-use crate::decode::{DecodeOutcome, Decoder};
 use crate::engine::{Engine, InputBatch};
-use crate::frame::I420Frame;
+use crate::frame::{I420Frame, Picture};
 use crate::ingest::server::{FrameResult, Outbound, StreamInput, Streams};
 use crate::metrics::{DropReason, FrameStage, Metrics, QueueKind, Stage};
-use crate::post;
-use crate::preprocess::{PreprocessParams, Preprocessor};
+use crate::post::{self, ImageLogits, PostOutput};
+use crate::preprocess::PreprocessParams;
+use crate::stages::Stages;
 use crate::storage::ResultStore;
 
 /// Makes a decoder for each new stream.
@@ -72,6 +74,8 @@ pub struct PipelineExtras {
     pub metrics: Option<Arc<Metrics>>,
     /// Keep class maps (and overlays) of every result on disk.
     pub storage: Option<ResultStorage>,
+    /// Preprocessing and post-processing backends; the CPU's when `None`.
+    pub stages: Option<Stages>,
 }
 
 /// Result storage and how overlays are drawn.
@@ -111,7 +115,7 @@ pub struct PipelineCounters {
 
 struct Decoded {
     rtp_timestamp: u32,
-    frame: I420Frame,
+    picture: Picture,
     decode_us: u32,
     /// When its access unit came off the network.
     received: Instant,
@@ -209,7 +213,13 @@ impl Pipeline {
         decoders: DecoderFactory,
         extras: PipelineExtras,
     ) -> Self {
-        let PipelineExtras { metrics, storage } = extras;
+        let PipelineExtras {
+            metrics,
+            storage,
+            stages,
+        } = extras;
+        let stages =
+            stages.unwrap_or_else(|| Stages::cpu(PreprocessParams::from(engine.manifest())));
         let shared = Arc::new(Shared {
             config,
             batcher: Batcher::new(config.batching),
@@ -223,7 +233,7 @@ impl Pipeline {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("inference".into())
-                .spawn(move || run_inference(&shared, engine, storage))
+                .spawn(move || run_inference(&shared, engine, stages, storage))
                 .ok()
         };
         Self {
@@ -492,7 +502,7 @@ fn run_decoder(
             |s| (s.name.clone(), Arc::clone(&s.pending)),
         );
     let mut gate = KeyframeGate::new(shared.config.keyframes, Instant::now());
-    let mut frame = I420Frame::filled(0, 0, (0, 0, 0));
+    let mut scratch = I420Frame::filled(0, 0, (0, 0, 0));
     loop {
         let wait = gate.next_pli_at().map_or(Duration::from_secs(1), |at| {
             at.saturating_duration_since(Instant::now())
@@ -524,13 +534,13 @@ fn run_decoder(
                     }
                 } else {
                     let started = Instant::now();
-                    match decoder.decode(&data, &mut frame) {
-                        Ok(DecodeOutcome::Frame) => {
+                    match decoder.decode_picture(&data, &mut scratch) {
+                        Ok(Some(picture)) => {
                             counters.decoded.fetch_add(1, Ordering::Relaxed);
                             let decode_time = started.elapsed();
                             let decoded = Decoded {
                                 rtp_timestamp,
-                                frame: frame.clone(),
+                                picture,
                                 decode_us: micros(decode_time),
                                 received,
                             };
@@ -555,7 +565,7 @@ fn run_decoder(
                                 }
                             }
                         }
-                        Ok(DecodeOutcome::NoPicture) => {}
+                        Ok(None) => {}
                         Err(e) => {
                             warn!(stream = %name, id, error = %e, "decode failed; waiting for a keyframe");
                             counters.decode_errors.fetch_add(1, Ordering::Relaxed);
@@ -582,16 +592,25 @@ fn run_decoder(
     }
 }
 
-fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>, mut storage: Option<ResultStorage>) {
+fn run_inference(
+    shared: &Shared,
+    mut engine: Box<dyn Engine>,
+    stages: Stages,
+    mut storage: Option<ResultStorage>,
+) {
+    let Stages {
+        mut preprocess,
+        mut post,
+    } = stages;
     let manifest = engine.manifest().clone();
     let table = manifest.classes.table();
-    let classes = table.num_classes();
-    let mut preprocessor = Preprocessor::new(PreprocessParams::from(&manifest));
-    let per_image = PreprocessParams::from(&manifest).output_len();
+    let per_image = preprocess.params().output_len();
     let (mut batch, mut input, mut logits) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut class_map, mut small_map) = (Vec::new(), Vec::new());
+    let mut post_output = PostOutput::default();
+    let mut small_map = Vec::new();
+    // Host copies of pictures in CUDA memory, for storage only.
+    let mut downloaded = I420Frame::filled(0, 0, (0, 0, 0));
     let (mut colors, mut overlay) = (Vec::new(), Vec::new());
-    let mut histogram = vec![0u32; classes];
     // Per stream: frames stored so far, and results since the last fps update.
     let mut stored_frames: HashMap<u64, u64> = HashMap::new();
     let mut rates: HashMap<u64, (Instant, u32)> = HashMap::new();
@@ -603,8 +622,8 @@ fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>, mut storage: Opti
         let mut ok = true;
         for (i, (_, decoded)) in batch.iter().enumerate() {
             let out = &mut input[i * per_image..(i + 1) * per_image];
-            if let Err(e) = preprocessor.run_frame(&decoded.frame, out) {
-                warn!(error = %e, "preprocess failed");
+            if let Err(e) = preprocess.run(&decoded.picture, out) {
+                warn!(error = %e, backend = preprocess.backend(), "preprocess failed");
                 ok = false;
             }
         }
@@ -640,30 +659,34 @@ fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>, mut storage: Opti
             // Finished when this iteration ends, however it ends.
             let _pending = shared.pending_frame(stream);
             let post_started = Instant::now();
-            let (w, h) = (decoded.frame.width as usize, decoded.frame.height as usize);
-            class_map.resize(w * h, 0);
-            let image_logits = &logits[i * per_logits..(i + 1) * per_logits];
-            let (lh, lw) = (shape.height, shape.width);
-            let result =
-                post::upsample_argmax(image_logits, shape.classes, lh, lw, h, w, &mut class_map)
-                    .and_then(|()| post::histogram(&class_map, classes, &mut histogram))
-                    .and_then(|_| {
-                        small_class_map(
-                            &class_map,
-                            w,
-                            h,
-                            shared.config.class_map_width,
-                            &mut small_map,
-                        )
-                    });
+            let picture = &decoded.picture;
+            let (w, h) = (picture.width() as usize, picture.height() as usize);
+            let image_logits = ImageLogits {
+                data: &logits[i * per_logits..(i + 1) * per_logits],
+                classes: shape.classes,
+                height: shape.height,
+                width: shape.width,
+            };
+            let result = post
+                .run(image_logits, picture, &mut post_output)
+                .and_then(|()| {
+                    small_class_map(
+                        &post_output.class_map,
+                        w,
+                        h,
+                        shared.config.class_map_width,
+                        &mut small_map,
+                    )
+                });
             let small = match result {
                 Ok(small) => small,
                 Err(e) => {
-                    warn!(error = %e, "post-processing failed");
+                    warn!(error = %e, backend = post.backend(), "post-processing failed");
                     counters.failed_batches.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
             };
+            let class_map = &post_output.class_map;
             let post_time = post_started.elapsed();
             let frame_result = FrameResult {
                 rtp_timestamp: decoded.rtp_timestamp,
@@ -672,7 +695,7 @@ fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>, mut storage: Opti
                 post_us: micros(post_time),
                 map_width: u16::try_from(w).unwrap_or(u16::MAX),
                 map_height: u16::try_from(h).unwrap_or(u16::MAX),
-                histogram: histogram.clone(),
+                histogram: post_output.histogram.clone(),
                 class_map: small.map(|(sw, sh)| (sw, sh, small_map.clone())),
             };
             let (sent, name) = {
@@ -714,34 +737,42 @@ fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>, mut storage: Opti
             }
             if let (Some(storage), Some(name)) = (storage.as_mut(), &name) {
                 let index = stored_frames.entry(stream).or_insert(0);
-                let overlay_rgb = if storage.store.config().overlays {
-                    colors.resize(w * h * 3, 0);
-                    overlay.resize(w * h * 3, 0);
-                    let f = &decoded.frame;
-                    post::colorize(&class_map, table, &mut colors)
-                        .and_then(|()| {
-                            post::blend_over_i420(
-                                &f.y,
-                                &f.u,
-                                &f.v,
-                                w,
-                                h,
-                                &colors,
-                                storage.overlay_alpha,
-                                &mut overlay,
-                            )
-                        })
-                        .map_err(|e| warn!(error = %e, "overlay not drawn"))
-                        .ok()
-                        .map(|()| overlay.as_slice())
-                } else {
-                    None
+                // Storage reads the picture on the host: a picture in CUDA memory is copied.
+                let frame = match picture.to_host(&mut downloaded) {
+                    Ok(frame) => Some(frame),
+                    Err(e) => {
+                        warn!(stream = %name, error = %e, "picture not downloaded for storage");
+                        None
+                    }
+                };
+                let overlay_rgb = match frame {
+                    Some(f) if storage.store.config().overlays => {
+                        colors.resize(w * h * 3, 0);
+                        overlay.resize(w * h * 3, 0);
+                        post::colorize(class_map, table, &mut colors)
+                            .and_then(|()| {
+                                post::blend_over_i420(
+                                    &f.y,
+                                    &f.u,
+                                    &f.v,
+                                    w,
+                                    h,
+                                    &colors,
+                                    storage.overlay_alpha,
+                                    &mut overlay,
+                                )
+                            })
+                            .map_err(|e| warn!(error = %e, "overlay not drawn"))
+                            .ok()
+                            .map(|()| overlay.as_slice())
+                    }
+                    _ => None,
                 };
                 let stored = storage.store.store(
                     name,
                     decoded.rtp_timestamp,
                     *index,
-                    &class_map,
+                    class_map,
                     w as u32,
                     h as u32,
                     table,
@@ -750,14 +781,14 @@ fn run_inference(shared: &Shared, mut engine: Box<dyn Engine>, mut storage: Opti
                 if let Err(e) = stored {
                     warn!(stream = %name, error = %e, "result not stored");
                 }
-                let logged = storage.store.log_frame_hash(
-                    name,
-                    *index,
-                    decoded.rtp_timestamp,
-                    &decoded.frame,
-                );
-                if let Err(e) = logged {
-                    warn!(stream = %name, error = %e, "frame hash not logged");
+                if let Some(frame) = frame {
+                    let logged =
+                        storage
+                            .store
+                            .log_frame_hash(name, *index, decoded.rtp_timestamp, frame);
+                    if let Err(e) = logged {
+                        warn!(stream = %name, error = %e, "frame hash not logged");
+                    }
                 }
                 *index += 1;
             }
@@ -825,8 +856,10 @@ mod tests {
     use flowcloud_core::seq::SeqNum;
 
     use super::*;
-    use crate::decode::DecodeError;
+    use crate::decode::{DecodeError, DecodeOutcome};
     use crate::engine::{EngineError, LogitsShape, ModelManifest};
+    use crate::post::{CpuPost, Post, PostError};
+    use crate::preprocess::{CpuPreprocess, Preprocess, PreprocessError};
 
     /// Answers every batch with all-zero logits of the manifest's shape.
     struct ZeroEngine(ModelManifest);
@@ -878,6 +911,114 @@ mod tests {
                     std = [0.25, 0.25, 0.25]\nclasses = \"cityscapes-train\"\noutput_stride = 8\n\
                     precision = \"fp32\"\n";
         ModelManifest::from_toml_str(text, Path::new("t.toml")).unwrap()
+    }
+
+    /// A stage backend that counts its calls and the picture sizes it saw.
+    struct Counting<T> {
+        inner: T,
+        seen: Arc<Mutex<Vec<(u32, u32)>>>,
+    }
+
+    impl Preprocess for Counting<CpuPreprocess> {
+        fn params(&self) -> &PreprocessParams {
+            self.inner.params()
+        }
+
+        fn run(&mut self, picture: &Picture, out: &mut [f32]) -> Result<(), PreprocessError> {
+            self.seen
+                .lock()
+                .unwrap()
+                .push((picture.width(), picture.height()));
+            self.inner.run(picture, out)
+        }
+
+        fn backend(&self) -> &'static str {
+            "counting"
+        }
+    }
+
+    impl Post for Counting<CpuPost> {
+        fn run(
+            &mut self,
+            logits: ImageLogits<'_>,
+            picture: &Picture,
+            out: &mut PostOutput,
+        ) -> Result<(), PostError> {
+            self.seen
+                .lock()
+                .unwrap()
+                .push((picture.width(), picture.height()));
+            self.inner.run(logits, picture, out)
+        }
+
+        fn backend(&self) -> &'static str {
+            "counting"
+        }
+    }
+
+    fn access_unit(data: &[u8], n: u32) -> AccessUnit<'_> {
+        AccessUnit {
+            rtp_timestamp: n * 3000,
+            ssrc: 1,
+            data,
+            nal_count: 1,
+            keyframe: true,
+            first_sequence: SeqNum(0),
+            last_sequence: SeqNum(0),
+        }
+    }
+
+    #[test]
+    fn every_frame_goes_through_the_configured_stage_backends() {
+        let decoders: DecoderFactory =
+            Arc::new(|| Box::new(SlowDecoder(Duration::ZERO)) as Box<dyn Decoder>);
+        let preprocessed = Arc::new(Mutex::new(Vec::new()));
+        let posted = Arc::new(Mutex::new(Vec::new()));
+        let stages = Stages {
+            preprocess: Box::new(Counting {
+                inner: CpuPreprocess::new(PreprocessParams::from(&manifest())),
+                seen: Arc::clone(&preprocessed),
+            }),
+            post: Box::new(Counting {
+                inner: CpuPost,
+                seen: Arc::clone(&posted),
+            }),
+        };
+        let extras = PipelineExtras {
+            stages: Some(stages),
+            ..PipelineExtras::default()
+        };
+        let pipeline = Pipeline::start_with(
+            PipelineConfig::default(),
+            Box::new(ZeroEngine(manifest())),
+            decoders,
+            extras,
+        );
+        let (tx, mut rx) = mpsc::channel(100);
+        let mut stream = pipeline.open(1, "cam", tx);
+        let data = [0u8; 16];
+        for n in 0..5u32 {
+            stream.access_unit(&access_unit(&data, n), Instant::now());
+            // One at a time, so that no frame is dropped for a full queue.
+            let started = Instant::now();
+            while pipeline.counters().returned.load(Ordering::Relaxed) < u64::from(n + 1) {
+                assert!(started.elapsed() < Duration::from_secs(10), "no result");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        pipeline.close(stream);
+        let mut results = Vec::new();
+        while let Ok(Outbound::Result(result)) = rx.try_recv() {
+            results.push(result);
+        }
+        assert_eq!(results.len(), 5);
+        // All-zero logits: every pixel is class 0, counted over the 16×16 picture.
+        for result in &results {
+            assert_eq!(result.histogram[0], 256);
+            assert_eq!(result.histogram.iter().sum::<u32>(), 256);
+        }
+        assert_eq!(*preprocessed.lock().unwrap(), vec![(16, 16); 5]);
+        assert_eq!(*posted.lock().unwrap(), vec![(16, 16); 5]);
     }
 
     #[test]

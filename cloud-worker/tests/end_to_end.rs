@@ -235,6 +235,7 @@ async fn results_are_stored_as_cityscapes_pngs_and_counted_in_metrics() {
             store,
             overlay_alpha: 0.5,
         }),
+        stages: None,
     };
     let worker = RunningWorker::start_with(IngestConfig::default(), extras).await;
     let clip = Arc::new(encode_clip(3, FRAMES, KEYFRAME_INTERVAL));

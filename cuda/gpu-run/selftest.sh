@@ -30,7 +30,8 @@ if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
 else
   ((rc == 2)) || die "run.sh exited $rc without a GPU, expected 2"
   for part in machine gpu-check nvdec-bit-exact "nvdec-throughput openh264-1280x720-300f" \
-    "nvdec-throughput x264-main-1280x720-300f"; do
+    "nvdec-throughput x264-main-1280x720-300f" worker-decode-on-gpu worker-preprocess-on-gpu \
+    worker-post-on-gpu; do
     row "$part" | grep -q '| NOT AVAILABLE |' || die "$part is not NOT AVAILABLE"
   done
   row gpu-check | grep -q 'libcuda.so.1' || die "gpu-check does not name libcuda.so.1"

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use clap::ValueEnum;
+use cudarc::driver::CudaContext;
 use flowcloud_cuda::Capabilities;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
@@ -14,7 +15,7 @@ use super::nvdec::{NvdecDecoder, NvdecLibrary};
 use super::{
     DecodeError, DecodeOutcome, Decoder, DecoderConfig, OpenH264Decoder, split_access_units,
 };
-use crate::frame::{I420Frame, Picture};
+use crate::frame::{DeviceFramePool, I420Frame, Picture};
 use crate::metrics::{DecoderKind, FallbackReason, Metrics};
 
 /// Backend failures in a row after which a stream leaves NVDEC for openh264. Input our own
@@ -90,7 +91,13 @@ pub struct DecoderSelection {
     /// Why NVDEC is not used, when it was considered and is not.
     nvdec_unavailable: Option<String>,
     metrics: Option<Arc<Metrics>>,
+    /// Where NVDEC decoders hand their pictures on in CUDA memory: the kernels' context.
+    device_output: Option<Arc<CudaContext>>,
 }
+
+/// Free CUDA picture buffers a stream keeps for reuse (more are allocated while the pipeline's
+/// queues hold more pictures, and freed when they come back).
+const DEVICE_BUFFERS_KEPT: usize = 4;
 
 impl std::fmt::Debug for DecoderSelection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,6 +130,7 @@ impl DecoderSelection {
             config,
             nvdec_unavailable: why,
             metrics: None,
+            device_output: None,
         };
         if asked == DecoderBackend::Openh264 {
             return Ok(openh264(None));
@@ -133,6 +141,7 @@ impl DecoderSelection {
                 config,
                 nvdec_unavailable: None,
                 metrics: None,
+                device_output: None,
             }),
             Err(reason) if asked == DecoderBackend::Auto => Ok(openh264(Some(reason))),
             Err(reason) => Err(NvdecRequired { gpu, reason }),
@@ -143,6 +152,15 @@ impl DecoderSelection {
     #[must_use]
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// NVDEC decoders made from now on hand their pictures on in CUDA memory, in buffers on
+    /// `context` (the CUDA kernels' context, the GPU's primary one), instead of copying them to
+    /// the host. openh264 decoders are unaffected.
+    #[must_use]
+    pub fn with_device_output(mut self, context: &Arc<CudaContext>) -> Self {
+        self.device_output = Some(Arc::clone(context));
         self
     }
 
@@ -171,6 +189,7 @@ impl DecoderSelection {
             Chosen::OpenH264 => self.openh264(),
             Chosen::Nvdec { library, gpu } => match NvdecDecoder::new(library, *gpu, self.config) {
                 Ok(decoder) => {
+                    let decoder = self.with_pool(decoder);
                     self.count(DecoderKind::Nvdec);
                     let selection = self.clone();
                     Box::new(WithFallback::new(decoder, move || {
@@ -184,6 +203,23 @@ impl DecoderSelection {
                     self.openh264()
                 }
             },
+        }
+    }
+
+    /// Gives `decoder` a picture buffer pool on its own stream when device output is on; a
+    /// stream that cannot be created leaves the decoder copying to the host.
+    fn with_pool(&self, decoder: NvdecDecoder) -> NvdecDecoder {
+        let Some(context) = &self.device_output else {
+            return decoder;
+        };
+        match context.new_stream() {
+            Ok(stream) => {
+                decoder.with_device_output(DeviceFramePool::new(stream, DEVICE_BUFFERS_KEPT))
+            }
+            Err(e) => {
+                warn!(error = %e, "no CUDA stream for a new stream's pictures: they are copied to the host");
+                decoder
+            }
         }
     }
 
