@@ -264,8 +264,10 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
             .await
             .unwrap_or_else(|e| Err(format!("choosing the kernels panicked: {e}")))
     };
+    let kernels_backend;
     let (stages, decoders) = match stages {
         Ok(chosen) => {
+            kernels_backend = chosen.backend();
             let decoders = match &chosen.gpu {
                 Some(gpu) => decoders.with_device_output(gpu.context()),
                 None => decoders,
@@ -327,6 +329,7 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         input = format_args!("{}x{}", manifest.input_width, manifest.input_height),
         classes = manifest.classes.as_str(),
         decoder = decoders.backend(),
+        kernels = kernels_backend,
         onnxruntime = %loaded_library().map_or_else(|| "?".into(), |p| p.display().to_string()),
         storage = ?config.storage.enabled().then_some(config.storage.dir.as_ref()).flatten(),
         anonymous_senders = config.senders.anonymous.as_str(),

@@ -379,6 +379,17 @@ fn ready_streams_and_exits_on_sigterm() {
             "{log}"
         );
     }
+    // And where preprocessing and post-processing run.
+    let kernels = if kernels_usable() { "cuda" } else { "cpu" };
+    assert!(log.contains(&format!("kernels=\"{kernels}\"")), "{log}");
+    if kernels == "cpu" {
+        assert!(
+            log.contains(
+                "preprocessing and post-processing on the CPU: the CUDA kernels are not usable"
+            ),
+            "{log}"
+        );
+    }
     assert!(
         metric(
             &text,
@@ -504,6 +515,30 @@ fn not_ready_when_nvdec_is_required_but_unusable() {
         "{reason}"
     );
     // Without the driver, the reason names it.
+    if !flowcloud_cuda::Capabilities::probe().driver.is_available() {
+        assert!(reason.contains("libcuda.so.1"), "{reason}");
+    }
+}
+
+fn kernels_usable() -> bool {
+    flowcloud_cuda::Capabilities::probe()
+        .kernels_unavailable(0)
+        .is_none()
+}
+
+#[test]
+fn not_ready_when_the_cuda_kernels_are_required_but_unusable() {
+    if kernels_usable() {
+        eprintln!("SKIP: the CUDA kernels are usable on this machine");
+        return;
+    }
+    let dir = TempDir::new("worker-binary-kernels");
+    let reason = not_ready_reason(dir, Path::new(TINY_MODEL), &["--kernels", "cuda"], &[]);
+    assert!(
+        reason
+            .contains("kernels.backend is \"cuda\", but the CUDA kernels cannot be used on GPU 0"),
+        "{reason}"
+    );
     if !flowcloud_cuda::Capabilities::probe().driver.is_available() {
         assert!(reason.contains("libcuda.so.1"), "{reason}");
     }
