@@ -7,7 +7,7 @@
 # Contents (at most 64 MiB, the most a GPU run can carry; checked at the end):
 #   run.sh                 this folder's run.sh
 #   bin/                   stripped release binaries: flowcloud-gpu-check, nvdec_throughput,
-#                          h264_streams, the test binaries of flowcloud-cuda (test-cuda-*) and
+#                          gpu_stages, h264_streams, the test binaries of flowcloud-cuda (test-cuda-*) and
 #                          flowcloud-worker's unit tests (test-worker-lib, for the NVDEC tests)
 #   streams/*.h264         openh264 (edge SDK encoder, street scene) and x264 (GStreamer) streams,
 #                          the committed 4:2:0 test vectors, and a resolution-change stream; each
@@ -37,7 +37,8 @@ mkdir -p "$BUNDLE"/{bin,streams,nvrtc} "$CACHE"
 
 step "building release binaries"
 cargo build --release --locked -p flowcloud-cuda --bin flowcloud-gpu-check
-cargo build --release --locked -p flowcloud-worker --example nvdec_throughput --example h264_streams
+cargo build --release --locked -p flowcloud-worker --example nvdec_throughput --example gpu_stages \
+  --example h264_streams
 # Test binaries, found from cargo's own messages: name<TAB>path of each test executable.
 test_executables() {
   cargo test --release --locked --no-run --message-format=json "$@" 2>/dev/null | python3 -c '
@@ -59,7 +60,7 @@ worker_lib="$(test_executables -p flowcloud-worker --lib | awk -F'\t' '$1 == "fl
 [[ -n $worker_lib ]] || die "cargo did not report flowcloud-worker's unit-test binary"
 strip -o "$BUNDLE/bin/test-worker-lib" "$worker_lib"
 strip -o "$BUNDLE/bin/flowcloud-gpu-check" "$TARGET_DIR/release/flowcloud-gpu-check"
-for example in nvdec_throughput h264_streams; do
+for example in nvdec_throughput gpu_stages h264_streams; do
   strip -o "$BUNDLE/bin/$example" "$TARGET_DIR/release/examples/$example"
 done
 

@@ -8,7 +8,8 @@
 #    bundled pinned 13.0.88, else the CUDA toolkit's libnvrtc.so.13);
 # 2. the flowcloud-cuda test binaries (PTX with this NVRTC; GPU 0 opens);
 # 3. flowcloud-gpu-check: every kernel against its reference, fused kernel vs copy bandwidth;
-# 4. the NVDEC bit-exact test (worker unit-test binary) on the bundled streams;
+# 4. the NVDEC bit-exact test (worker unit-test binary) on the bundled streams, the worker's GPU
+#    stages against the CPU ones, and gpu_stages: per-frame time of the GPU path vs the CPU path;
 # 5. nvdec_throughput with 8 and 32 concurrent 720p streams, openh264 (CPU) as the baseline;
 # then a summary table. Each part is PASS, FAIL or NOT AVAILABLE (what is missing is in its
 # log). Exit status: 0 all PASS, 1 any FAIL, 2 otherwise (something not available).
@@ -149,6 +150,14 @@ for part in decode::nvdec::tests::device_output_matches_host_output_on_a_gpu \
   fi
 done
 
+# 4c. Per-frame time through the worker's stages, GPU path against CPU path, 720p.
+run_part gpu-stages 180 "$OUT/logs/gpu-stages.log" "$BIN/gpu_stages" \
+  --stream "$HERE/streams/openh264-1280x720-300f.h264" --out "$OUT/gpu-stages.json"
+rc=$?
+note="see logs/gpu-stages.log"
+[[ $rc == 2 ]] && note="$(grep -m1 'not available' "$OUT/logs/gpu-stages.log" | cut -c1-160)"
+record gpu-stages "$(status_of $rc)" "$note"
+
 # 5. Throughput: 8 and 32 concurrent 720p streams (openh264's and x264's), openh264 as baseline.
 for stream in openh264-1280x720-300f x264-main-1280x720-300f; do
   run_part "$stream" 120 "$OUT/logs/nvdec-throughput-$stream.log" \
@@ -170,6 +179,11 @@ done
   if [[ -s $OUT/gpu-check.md ]] && grep -q '^| ' "$OUT/gpu-check.md"; then
     echo
     grep -A100 '^## Bandwidth' "$OUT/gpu-check.md"
+  fi
+  if grep -q '^| stage' "$OUT/logs/gpu-stages.log" 2>/dev/null; then
+    echo
+    echo "gpu-stages.log:"
+    grep '^|' "$OUT/logs/gpu-stages.log"
   fi
   for f in "$OUT"/logs/nvdec-throughput-*.log; do
     grep -q '^| streams' "$f" || continue

@@ -31,7 +31,7 @@ else
   ((rc == 2)) || die "run.sh exited $rc without a GPU, expected 2"
   for part in machine gpu-check nvdec-bit-exact "nvdec-throughput openh264-1280x720-300f" \
     "nvdec-throughput x264-main-1280x720-300f" worker-decode-on-gpu worker-preprocess-on-gpu \
-    worker-post-on-gpu; do
+    worker-post-on-gpu gpu-stages; do
     row "$part" | grep -q '| NOT AVAILABLE |' || die "$part is not NOT AVAILABLE"
   done
   row gpu-check | grep -q 'libcuda.so.1' || die "gpu-check does not name libcuda.so.1"
