@@ -20,6 +20,8 @@
 
 #[path = "common/access_units.rs"]
 mod access_units;
+#[path = "common/not_available.rs"]
+mod not_available;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,15 +90,7 @@ fn main() -> ExitCode {
         .nvdec_unavailable(0)
         .or_else(|| capabilities.kernels_unavailable(0));
     if let (Some(why), false) = (why_not, args.cpu_only) {
-        eprintln!("gpu_stages: not available: {why}");
-        if let Some(out) = &args.out {
-            let result = json!({"status": "not available", "reason": why});
-            if let Err(e) = std::fs::write(out, result.to_string() + "\n") {
-                eprintln!("gpu_stages: writing {}: {e}", out.display());
-                return ExitCode::from(1);
-            }
-        }
-        return ExitCode::from(2);
+        return not_available::report("gpu_stages", &why, args.out.as_deref());
     }
     let result = if args.cpu_only {
         run_cpu_only(&args)

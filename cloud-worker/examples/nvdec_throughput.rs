@@ -20,6 +20,8 @@
 
 #[path = "common/access_units.rs"]
 mod access_units;
+#[path = "common/not_available.rs"]
+mod not_available;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,15 +92,7 @@ fn main() -> ExitCode {
     let lib = match NvdecLibrary::load() {
         Ok(lib) => lib,
         Err(e) => {
-            eprintln!("nvdec_throughput: not available: {e}");
-            if let Some(out) = &args.out {
-                let result = json!({"status": "not available", "reason": e.to_string()});
-                if let Err(e) = std::fs::write(out, result.to_string() + "\n") {
-                    eprintln!("nvdec_throughput: writing {}: {e}", out.display());
-                    return ExitCode::from(1);
-                }
-            }
-            return ExitCode::from(2);
+            return not_available::report("nvdec_throughput", &e.to_string(), args.out.as_deref());
         }
     };
     match run(&lib, &args) {

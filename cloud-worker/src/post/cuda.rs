@@ -12,7 +12,7 @@ use std::sync::Arc;
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, DriverError, ValidAsZeroBits};
 use flowcloud_cuda::{CudaError, GpuContext, KernelSource, LogitShape};
 
-use super::{ImageLogits, MAX_CLASSES, Post, PostError, PostOutput, check_len, nonzero, product};
+use super::{ImageLogits, Post, PostError, PostOutput, check_upsample_sizes};
 use crate::frame::Picture;
 
 /// The CUDA backend of [`Post`] (`"cuda"`), on a stream of its own.
@@ -66,19 +66,15 @@ impl Post for CudaPost {
     ) -> Result<(), PostError> {
         let (w, h) = (picture.width() as usize, picture.height() as usize);
         // The CPU backend's errors for the sizes it refuses, before anything is uploaded.
-        nonzero(logits.classes, "classes")?;
-        nonzero(logits.height, "in_h")?;
-        nonzero(logits.width, "in_w")?;
-        nonzero(h, "out_h")?;
-        nonzero(w, "out_w")?;
-        if logits.classes > MAX_CLASSES {
-            return Err(PostError::TooManyClasses {
-                classes: logits.classes,
-            });
-        }
-        let logits_len = product(&[logits.classes, logits.height, logits.width])?;
-        check_len("logits", logits_len, logits.data.len())?;
-        let pixels = product(&[w, h])?;
+        let pixels = check_upsample_sizes(
+            logits.classes,
+            logits.height,
+            logits.width,
+            h,
+            w,
+            logits.data.len(),
+        )?;
+        let logits_len = logits.data.len();
         let shape = LogitShape {
             classes: to_u32(logits.classes)?,
             in_height: to_u32(logits.height)?,

@@ -255,15 +255,7 @@ pub fn upsample_argmax(
     out_w: usize,
     class_map: &mut [u8],
 ) -> Result<(), PostError> {
-    nonzero(classes, "classes")?;
-    nonzero(in_h, "in_h")?;
-    nonzero(in_w, "in_w")?;
-    nonzero(out_h, "out_h")?;
-    nonzero(out_w, "out_w")?;
-    if classes > MAX_CLASSES {
-        return Err(PostError::TooManyClasses { classes });
-    }
-    check_len("logits", product(&[classes, in_h, in_w])?, logits.len())?;
+    check_upsample_sizes(classes, in_h, in_w, out_h, out_w, logits.len())?;
     check_len("class_map", product(&[out_h, out_w])?, class_map.len())?;
 
     let xtaps: Vec<Tap> = (0..out_w).map(|x| tap(x, in_w, out_w)).collect();
@@ -477,6 +469,28 @@ impl Winners {
         }
         (magnitude <= Self::MAX_MAGNITUDE).then_some(magnitude)
     }
+}
+
+/// The size checks of [`upsample_argmax`] (every backend's): no zero side, at most
+/// [`MAX_CLASSES`], `logits_len = classes · in_h · in_w`. Returns `out_h · out_w`.
+pub(crate) fn check_upsample_sizes(
+    classes: usize,
+    in_h: usize,
+    in_w: usize,
+    out_h: usize,
+    out_w: usize,
+    logits_len: usize,
+) -> Result<usize, PostError> {
+    nonzero(classes, "classes")?;
+    nonzero(in_h, "in_h")?;
+    nonzero(in_w, "in_w")?;
+    nonzero(out_h, "out_h")?;
+    nonzero(out_w, "out_w")?;
+    if classes > MAX_CLASSES {
+        return Err(PostError::TooManyClasses { classes });
+    }
+    check_len("logits", product(&[classes, in_h, in_w])?, logits_len)?;
+    product(&[out_h, out_w])
 }
 
 /// Counts the pixels of each class: `out[c]` = number of pixels equal to `c`, for
