@@ -43,6 +43,101 @@ impl I420Frame {
             v: vec![yuv.2; (cw * ch) as usize],
         }
     }
+
+    /// Fills the frame from an NV12 picture of `width × height` in host memory laid out as
+    /// `rows` says, splitting the CbCr pairs. The planes are resized only when the size
+    /// differs, so a stream of same-sized pictures allocates once.
+    ///
+    /// # Errors
+    ///
+    /// [`Nv12TooShort`] when `nv12` ends before the last chroma row does; the frame is then
+    /// untouched.
+    pub fn copy_from_nv12(
+        &mut self,
+        nv12: &[u8],
+        width: u32,
+        height: u32,
+        rows: Nv12Rows,
+    ) -> Result<(), Nv12TooShort> {
+        let (cw, ch) = Self::chroma_size(width, height);
+        let (w, h, cw, ch) = (width as usize, height as usize, cw as usize, ch as usize);
+        let needed = if w == 0 || h == 0 {
+            0
+        } else {
+            (rows.chroma_offset + (ch - 1) * rows.chroma_pitch + 2 * cw)
+                .max((h - 1) * rows.luma_pitch + w)
+        };
+        if nv12.len() < needed || rows.luma_pitch < w || rows.chroma_pitch < 2 * cw {
+            return Err(Nv12TooShort {
+                needed,
+                got: nv12.len(),
+            });
+        }
+        self.width = width;
+        self.height = height;
+        self.y.resize(w * h, 0);
+        self.u.resize(cw * ch, 0);
+        self.v.resize(cw * ch, 0);
+        for (row, dst) in self.y.chunks_exact_mut(w.max(1)).enumerate() {
+            let start = row * rows.luma_pitch;
+            dst.copy_from_slice(&nv12[start..start + w]);
+        }
+        let chroma_rows = self
+            .u
+            .chunks_exact_mut(cw.max(1))
+            .zip(self.v.chunks_exact_mut(cw.max(1)));
+        for (row, (u, v)) in chroma_rows.enumerate() {
+            let start = rows.chroma_offset + row * rows.chroma_pitch;
+            for ((pair, u), v) in nv12[start..start + 2 * cw].chunks_exact(2).zip(u).zip(v) {
+                (*u, *v) = (pair[0], pair[1]);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the rows of an NV12 picture lie in a host buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nv12Rows {
+    /// Bytes from one luma row to the next, the first at byte 0.
+    pub luma_pitch: usize,
+    /// Byte of the first CbCr row.
+    pub chroma_offset: usize,
+    /// Bytes from one CbCr row to the next.
+    pub chroma_pitch: usize,
+}
+
+impl From<Nv12Layout> for Nv12Rows {
+    fn from(layout: Nv12Layout) -> Self {
+        Self {
+            luma_pitch: layout.pitch as usize,
+            chroma_offset: layout.chroma_offset,
+            chroma_pitch: layout.pitch as usize,
+        }
+    }
+}
+
+/// An NV12 buffer shorter than its layout (or a pitch narrower than a row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "NV12 buffer of {got} bytes does not hold its picture ({needed} bytes, rows at least as wide as the picture)"
+)]
+pub struct Nv12TooShort {
+    /// Bytes the layout needs.
+    pub needed: usize,
+    /// Bytes given.
+    pub got: usize,
+}
+
+/// Why a picture in CUDA memory could not be brought to the host.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// The copy failed.
+    #[error("copying the picture from CUDA memory: {0}")]
+    Driver(#[from] DriverError),
+    /// The buffer does not hold its layout.
+    #[error(transparent)]
+    Layout(#[from] Nv12TooShort),
 }
 
 /// A decoded picture, wherever it lives.
@@ -87,8 +182,11 @@ impl Picture {
     ///
     /// # Errors
     ///
-    /// The driver's error when the download fails.
-    pub fn to_host<'a>(&'a self, scratch: &'a mut I420Frame) -> Result<&'a I420Frame, DriverError> {
+    /// [`DownloadError`] when the download fails.
+    pub fn to_host<'a>(
+        &'a self,
+        scratch: &'a mut I420Frame,
+    ) -> Result<&'a I420Frame, DownloadError> {
         match self {
             Self::Host(frame) => Ok(frame),
             Self::Device(frame) => {
@@ -148,32 +246,11 @@ impl DeviceNv12 {
     ///
     /// # Errors
     ///
-    /// The driver's error when the copy fails; `out` is then untouched.
-    pub fn copy_to_i420(&self, out: &mut I420Frame) -> Result<(), DriverError> {
+    /// [`DownloadError`] when the copy fails; `out` is then untouched.
+    pub fn copy_to_i420(&self, out: &mut I420Frame) -> Result<(), DownloadError> {
         let layout = self.layout;
         let packed = self.pool.stream.clone_dtoh(&self.view())?;
-        let (width, height) = (layout.width, layout.height);
-        let (cw, ch) = I420Frame::chroma_size(width, height);
-        let (w, pitch) = (width as usize, layout.pitch as usize);
-        out.width = width;
-        out.height = height;
-        out.y.resize(w * height as usize, 0);
-        out.u.resize(cw as usize * ch as usize, 0);
-        out.v.resize(cw as usize * ch as usize, 0);
-        for (row, dst) in out.y.chunks_exact_mut(w).enumerate() {
-            dst.copy_from_slice(&packed[row * pitch..row * pitch + w]);
-        }
-        let cw = cw as usize;
-        for row in 0..ch as usize {
-            let src = &packed[layout.chroma_offset + row * pitch..][..2 * cw];
-            let (u, v) = (
-                &mut out.u[row * cw..(row + 1) * cw],
-                &mut out.v[row * cw..(row + 1) * cw],
-            );
-            for ((pair, u), v) in src.chunks_exact(2).zip(u).zip(v) {
-                (*u, *v) = (pair[0], pair[1]);
-            }
-        }
+        out.copy_from_nv12(&packed, layout.width, layout.height, layout.into())?;
         Ok(())
     }
 }
@@ -258,5 +335,76 @@ impl DeviceFramePool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 3×3 picture: chroma 2×2.
+    const LUMA: [u8; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+
+    #[test]
+    fn tight_nv12_splits_into_i420() {
+        let nv12 = [
+            1, 2, 3, 4, 5, 6, 7, 8, 9, // luma, 3 bytes a row
+            10, 20, 11, 21, // CbCr row 0
+            12, 22, 13, 23, // CbCr row 1
+        ];
+        let rows = Nv12Rows {
+            luma_pitch: 3,
+            chroma_offset: 9,
+            chroma_pitch: 4,
+        };
+        let mut out = I420Frame::filled(0, 0, (0, 0, 0));
+        out.copy_from_nv12(&nv12, 3, 3, rows).unwrap();
+        assert_eq!((out.width, out.height), (3, 3));
+        assert_eq!(out.y, LUMA);
+        assert_eq!(out.u, [10, 11, 12, 13]);
+        assert_eq!(out.v, [20, 21, 22, 23]);
+        // The same size again does not reallocate.
+        let y_ptr = out.y.as_ptr();
+        out.copy_from_nv12(&nv12, 3, 3, rows).unwrap();
+        assert_eq!(out.y.as_ptr(), y_ptr);
+    }
+
+    #[test]
+    fn pitched_nv12_skips_the_padding() {
+        // Nv12Layout::packed(3, 3): every row 4 bytes (a CbCr row's), 0xEE in the padding.
+        let layout = Nv12Layout::packed(3, 3);
+        assert_eq!((layout.pitch, layout.chroma_offset), (4, 12));
+        let nv12 = [
+            1, 2, 3, 0xEE, 4, 5, 6, 0xEE, 7, 8, 9, 0xEE, // luma
+            10, 20, 11, 21, // CbCr row 0
+            12, 22, 13, 23, // CbCr row 1
+        ];
+        assert_eq!(nv12.len(), layout.required_len());
+        let mut out = I420Frame::filled(1, 1, (0, 0, 0));
+        out.copy_from_nv12(&nv12, 3, 3, layout.into()).unwrap();
+        assert_eq!(out.y, LUMA);
+        assert_eq!(out.u, [10, 11, 12, 13]);
+        assert_eq!(out.v, [20, 21, 22, 23]);
+    }
+
+    #[test]
+    fn a_short_buffer_or_narrow_pitch_is_refused_and_leaves_the_frame() {
+        let layout = Nv12Layout::packed(3, 3);
+        let before = I420Frame::filled(2, 2, (7, 8, 9));
+        let mut out = before.clone();
+        let short = [0u8; 19];
+        assert_eq!(
+            out.copy_from_nv12(&short, 3, 3, layout.into()),
+            Err(Nv12TooShort {
+                needed: 20,
+                got: 19
+            })
+        );
+        let narrow = Nv12Rows {
+            luma_pitch: 2,
+            ..layout.into()
+        };
+        assert!(out.copy_from_nv12(&[0u8; 64], 3, 3, narrow).is_err());
+        assert_eq!(out, before);
     }
 }

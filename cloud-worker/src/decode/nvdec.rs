@@ -46,7 +46,7 @@ use flowcloud_sys::nvdec as sys;
 use libloading::Library;
 
 use super::{DecodeError, DecodeOutcome, Decoder, DecoderConfig, check_access_unit};
-use crate::frame::{DeviceFramePool, DeviceNv12, I420Frame, Picture};
+use crate::frame::{DeviceFramePool, DeviceNv12, I420Frame, Nv12Rows, Picture};
 
 pub(crate) const BACKEND: &str = "nvdec";
 
@@ -783,29 +783,6 @@ fn device_copies(
     ])
 }
 
-/// Splits a packed NV12 picture (see [`crop_copies`]) into `out`, resizing its planes only when
-/// their lengths differ.
-fn packed_nv12_to_i420(nv12: &[u8], width: u32, height: u32, out: &mut I420Frame) {
-    let (cw, ch) = I420Frame::chroma_size(width, height);
-    let luma = width as usize * height as usize;
-    let chroma = cw as usize * ch as usize;
-    out.width = width;
-    out.height = height;
-    out.y.resize(luma, 0);
-    out.u.resize(chroma, 0);
-    out.v.resize(chroma, 0);
-    let (y, uv) = nv12.split_at(luma.min(nv12.len()));
-    out.y[..y.len()].copy_from_slice(y);
-    for ((pair, u), v) in uv
-        .chunks_exact(2)
-        .zip(out.u.iter_mut())
-        .zip(out.v.iter_mut())
-    {
-        *u = pair[0];
-        *v = pair[1];
-    }
-}
-
 /// The stream's decoder session: NVDEC's handle and its shape.
 struct Session {
     decoder: sys::CUvideodecoder,
@@ -1307,8 +1284,17 @@ impl MappedFrame<'_> {
             dst_offset += copy.width * copy.rows;
         }
         drop(current);
-        packed_nv12_to_i420(self.staging, self.crop.width, self.crop.height, out);
-        Ok(())
+        // Staged as `crop_copies` packs it: luma rows `width` bytes, then CbCr rows.
+        let rows = Nv12Rows {
+            luma_pitch: luma.width,
+            chroma_offset: luma_len,
+            chroma_pitch: chroma.width,
+        };
+        out.copy_from_nv12(self.staging, self.crop.width, self.crop.height, rows)
+            .map_err(|e| DecodeError::Backend {
+                backend: BACKEND,
+                reason: e.to_string(),
+            })
     }
 
     /// Copies the cropped picture into `out` as NV12 laid out as `out.layout()` (the crop's
@@ -2020,25 +2006,5 @@ mod tests {
         // A crop outside the surface is refused as by `crop_copies`.
         let outside = Crop { width: 511, ..crop };
         assert!(device_copies(surface, outside, Nv12Layout::packed(511, 241)).is_err());
-    }
-
-    #[test]
-    fn packed_nv12_splits_into_i420() {
-        // 3x3 picture: chroma 2x2.
-        let nv12 = [
-            1, 2, 3, 4, 5, 6, 7, 8, 9, // luma
-            10, 20, 11, 21, // CbCr row 0
-            12, 22, 13, 23, // CbCr row 1
-        ];
-        let mut out = I420Frame::filled(0, 0, (0, 0, 0));
-        packed_nv12_to_i420(&nv12, 3, 3, &mut out);
-        assert_eq!((out.width, out.height), (3, 3));
-        assert_eq!(out.y, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
-        assert_eq!(out.u, [10, 11, 12, 13]);
-        assert_eq!(out.v, [20, 21, 22, 23]);
-        // The same frame again does not reallocate.
-        let y_ptr = out.y.as_ptr();
-        packed_nv12_to_i420(&nv12, 3, 3, &mut out);
-        assert_eq!(out.y.as_ptr(), y_ptr);
     }
 }

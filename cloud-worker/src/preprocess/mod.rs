@@ -690,7 +690,7 @@ impl Preprocess for CpuPreprocess {
         let frame = picture
             .to_host(&mut self.downloaded)
             .map_err(|e| PreprocessError::Gpu {
-                reason: format!("downloading the picture from CUDA memory: {e}"),
+                reason: e.to_string(),
             })?;
         self.preprocessor.run_frame(frame, out)
     }
